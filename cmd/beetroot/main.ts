@@ -1,0 +1,43 @@
+/**
+ * `beetroot`: the operator CLI. Each subcommand lives with the concern it drives and is loaded
+ * lazily, so `beetroot gc` does not pay for the kernel builder and vice versa.
+ */
+type Main = (args: string[]) => Promise<number>;
+
+interface Command {
+  readonly summary: string;
+  readonly load: () => Promise<{ main: Main }>;
+}
+
+const commands: Record<string, Command> = {};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length), 4);
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: beetroot <command> [args]\n\ncommands:\n${lines.join("\n")}\n`;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "-h" || name === "--help") {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`beetroot: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const { main } = await command.load();
+  return main(rest);
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`beetroot: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,26 @@
+// Bundles every entry point with esbuild. Each target names its platform: the operator CLI and the
+// shim run on Node 20, vminitd runs on Bun inside the guest.
+import { build } from "esbuild";
+
+const nodeBanner = [
+  "#!/usr/bin/env node",
+  'import { createRequire as __beetrootCreateRequire } from "node:module";',
+  "const require = __beetrootCreateRequire(import.meta.url);",
+].join("\n");
+
+export const targets = [
+  {
+    entryPoints: ["cmd/beetroot/main.ts"],
+    outfile: "dist/beetroot.mjs",
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    banner: { js: nodeBanner },
+  },
+];
+
+const only = process.argv[2];
+for (const t of targets) {
+  if (only && !t.outfile.includes(only)) continue;
+  await build({ bundle: true, sourcemap: "linked", logLevel: "warning", legalComments: "none", ...t });
+}
