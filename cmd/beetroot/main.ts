@@ -9,7 +9,12 @@ interface Command {
   readonly load: () => Promise<{ main: Main }>;
 }
 
-const commands: Record<string, Command> = {};
+const commands: Record<string, Command> = {
+  setup: {
+    summary: "install host dependencies (apt + trixie/sid prefixes)",
+    load: () => import("../../internal/hostdeps/setup-command.ts"),
+  },
+};
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length), 4);

@@ -49,7 +49,9 @@ function parseAlternative(text: string): Alternative {
     .replace(/\[[^\]]*\]/g, "")
     .replace(/<[^>]*>/g, "")
     .trim();
-  const m = /^([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>|<|>)\s*([^)\s]+)\s*\))?$/.exec(cleaned);
+  const m = /^([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>|<|>)\s*([^)\s]+)\s*\))?$/.exec(
+    cleaned,
+  );
   if (!m) throw new Error(`cannot parse dependency "${text}"`);
   const name = m[1]!;
   if (m[2] === undefined) return { name };
@@ -75,7 +77,17 @@ function parseProvides(value: string | undefined): Provided[] {
   });
 }
 
-const wanted = new Set(["Package", "Version", "Architecture", "Filename", "Size", "SHA256", "Depends", "Pre-Depends", "Provides"]);
+const wanted = new Set([
+  "Package",
+  "Version",
+  "Architecture",
+  "Filename",
+  "Size",
+  "SHA256",
+  "Depends",
+  "Pre-Depends",
+  "Provides",
+]);
 
 /** Parses the text of a Packages file. Stanzas without a SHA256 or Filename are rejected, not skipped. */
 export function parsePackagesIndex(text: string): PackagesIndex {
