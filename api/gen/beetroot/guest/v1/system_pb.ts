@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file beetroot/guest/v1/system.proto.
  */
 export const file_beetroot_guest_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("Ch5iZWV0cm9vdC9ndWVzdC92MS9zeXN0ZW0ucHJvdG8SEWJlZXRyb290Lmd1ZXN0LnYxIrwBCgxJbmZvUmVzcG9uc2USFwoPdm1pbml0ZF92ZXJzaW9uGAEgASgJEhMKC2J1bl92ZXJzaW9uGAIgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAMgASgJEhQKDGNydW5fdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARIUCgxjYXBhYmlsaXRpZXMYBiADKAkSDAoEY3B1cxgHIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCCABKAQiLAoOSGVhbHRoUmVzcG9uc2USCgoCb2sYASABKAgSDgoGZGV0YWlsGAIgASgJIigKD1NodXRkb3duUmVxdWVzdBIVCg1ncmFjZV9zZWNvbmRzGAEgASgNMtYBCgZTeXN0ZW0SPwoESW5mbxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRofLmJlZXRyb290Lmd1ZXN0LnYxLkluZm9SZXNwb25zZRJDCgZIZWFsdGgSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIS5iZWV0cm9vdC5ndWVzdC52MS5IZWFsdGhSZXNwb25zZRJGCghTaHV0ZG93bhIiLmJlZXRyb290Lmd1ZXN0LnYxLlNodXRkb3duUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty]);
+  fileDesc("Ch5iZWV0cm9vdC9ndWVzdC92MS9zeXN0ZW0ucHJvdG8SEWJlZXRyb290Lmd1ZXN0LnYxIoACCgxJbmZvUmVzcG9uc2USFwoPdm1pbml0ZF92ZXJzaW9uGAEgASgJEhMKC2J1bl92ZXJzaW9uGAIgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAMgASgJEhQKDGNydW5fdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARIUCgxjYXBhYmlsaXRpZXMYBiADKAkSDAoEY3B1cxgHIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCCABKAQSJAocdm1pbml0ZF9zdGFydF91cHRpbWVfc2Vjb25kcxgJIAEoARIcChRyZWFkeV91cHRpbWVfc2Vjb25kcxgKIAEoASIsCg5IZWFsdGhSZXNwb25zZRIKCgJvaxgBIAEoCBIOCgZkZXRhaWwYAiABKAkiKAoPU2h1dGRvd25SZXF1ZXN0EhUKDWdyYWNlX3NlY29uZHMYASABKA0iHwoPU2VsZlRlc3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiWwoQU2VsZlRlc3RSZXNwb25zZRIKCgJvaxgBIAEoCBIRCglleGl0X2NvZGUYAiABKAUSDgoGb3V0cHV0GAMgASgJEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAEyqwIKBlN5c3RlbRI/CgRJbmZvEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh8uYmVldHJvb3QuZ3Vlc3QudjEuSW5mb1Jlc3BvbnNlEkMKBkhlYWx0aBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRohLmJlZXRyb290Lmd1ZXN0LnYxLkhlYWx0aFJlc3BvbnNlEkYKCFNodXRkb3duEiIuYmVldHJvb3QuZ3Vlc3QudjEuU2h1dGRvd25SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElMKCFNlbGZUZXN0EiIuYmVldHJvb3QuZ3Vlc3QudjEuU2VsZlRlc3RSZXF1ZXN0GiMuYmVldHJvb3QuZ3Vlc3QudjEuU2VsZlRlc3RSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty]);
 
 /**
  * @generated from message beetroot.guest.v1.InfoResponse
@@ -61,6 +61,19 @@ export type InfoResponse = Message<"beetroot.guest.v1.InfoResponse"> & {
    * @generated from field: uint64 memory_bytes = 8;
    */
   memoryBytes: bigint;
+
+  /**
+   * Guest uptime (CLOCK_BOOTTIME, from kernel start) when vminitd's code began to run, and when it
+   * had finished setting up the system and started dialling the host.
+   *
+   * @generated from field: double vminitd_start_uptime_seconds = 9;
+   */
+  vminitdStartUptimeSeconds: number;
+
+  /**
+   * @generated from field: double ready_uptime_seconds = 10;
+   */
+  readyUptimeSeconds: number;
 };
 
 /**
@@ -112,6 +125,59 @@ export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
   messageDesc(file_beetroot_guest_v1_system, 2);
 
 /**
+ * @generated from message beetroot.guest.v1.SelfTestRequest
+ */
+export type SelfTestRequest = Message<"beetroot.guest.v1.SelfTestRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message beetroot.guest.v1.SelfTestRequest.
+ * Use `create(SelfTestRequestSchema)` to create a new message.
+ */
+export const SelfTestRequestSchema: GenMessage<SelfTestRequest> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 3);
+
+/**
+ * @generated from message beetroot.guest.v1.SelfTestResponse
+ */
+export type SelfTestResponse = Message<"beetroot.guest.v1.SelfTestResponse"> & {
+  /**
+   * @generated from field: bool ok = 1;
+   */
+  ok: boolean;
+
+  /**
+   * Exit code of the test program (128+n when killed by signal n).
+   *
+   * @generated from field: int32 exit_code = 2;
+   */
+  exitCode: number;
+
+  /**
+   * What the program printed (stdout and stderr interleaved), bounded by the guest.
+   *
+   * @generated from field: string output = 3;
+   */
+  output: string;
+
+  /**
+   * @generated from field: double duration_seconds = 4;
+   */
+  durationSeconds: number;
+};
+
+/**
+ * Describes the message beetroot.guest.v1.SelfTestResponse.
+ * Use `create(SelfTestResponseSchema)` to create a new message.
+ */
+export const SelfTestResponseSchema: GenMessage<SelfTestResponse> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 4);
+
+/**
  * @generated from service beetroot.guest.v1.System
  */
 export const System: GenService<{
@@ -144,6 +210,17 @@ export const System: GenService<{
     methodKind: "unary";
     input: typeof ShutdownRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Runs one of the guest's built-in proofs (e.g. "binder": a binderfs device, a context manager and
+   * a transaction round trip between two processes). NotFound for an unknown name.
+   *
+   * @generated from rpc beetroot.guest.v1.System.SelfTest
+   */
+  selfTest: {
+    methodKind: "unary";
+    input: typeof SelfTestRequestSchema;
+    output: typeof SelfTestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_beetroot_guest_v1_system, 0);
