@@ -14,6 +14,10 @@ const commands: Record<string, Command> = {
     summary: "install host dependencies (apt + trixie/sid prefixes)",
     load: () => import("../../internal/hostdeps/setup-command.ts"),
   },
+  gc: {
+    summary: "release what crashed VMs/shims left behind (from the resource ledger)",
+    load: () => import("../../internal/state/gc-command.ts"),
+  },
 };
 
 function usage(): string {

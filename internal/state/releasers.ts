@@ -1,0 +1,120 @@
+import { execFile } from "node:child_process";
+import { readFileSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { resolve, sep } from "node:path";
+import { promisify } from "node:util";
+import type { Logger } from "../log/logger.ts";
+import { findByMarker, identify, terminate } from "./proc.ts";
+import type { Resource, ResourceKind } from "./resources.ts";
+
+/**
+ * How each kind of ledger resource is released when its owner is gone. Every releaser is
+ * idempotent: "already gone" is success, because a crash may have happened between releasing a
+ * resource and forgetting it. Other areas add releasers for their kinds (network: tap, cni,
+ * netns) by merging their map with `basicReleasers()`.
+ */
+export interface ReleaseContext {
+  /**
+   * Paths a releaser may delete must lie under one of these (beetroot's run, lib and cache
+   * dirs): a damaged ledger must never turn into `rm -rf /`.
+   */
+  readonly allowedRoots: readonly string[];
+  readonly log: Logger;
+}
+
+export type Releaser<K extends ResourceKind> = (
+  r: Extract<Resource, { kind: K }>,
+  ctx: ReleaseContext,
+) => Promise<void>;
+export type Releasers = { readonly [K in ResourceKind]?: Releaser<K> };
+
+export class ReleaseRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReleaseRefusedError";
+  }
+}
+
+export function assertUnderRoots(path: string, roots: readonly string[]): string {
+  const abs = resolve(path);
+  for (const root of roots) {
+    const r = resolve(root);
+    if (abs.startsWith(r + sep) && abs.length > r.length + 1) return abs;
+  }
+  throw new ReleaseRefusedError(`refusing to remove ${path}: not under ${roots.join(" or ")}`);
+}
+
+function removePath(path: string, ctx: ReleaseContext, recursive: boolean): void {
+  const abs = assertUnderRoots(path, ctx.allowedRoots);
+  if (recursive) {
+    rmSync(abs, { recursive: true, force: true });
+    return;
+  }
+  try {
+    unlinkSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+export function isMountPoint(path: string): boolean {
+  const abs = resolve(path);
+  const info = readFileSync("/proc/self/mountinfo", "utf8");
+  // Field 5 is the mount point, with spaces etc. octal-escaped.
+  return info.split("\n").some((line) => {
+    const mp = line.split(" ")[4];
+    return (
+      mp !== undefined &&
+      mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))) === abs
+    );
+  });
+}
+
+const execFileAsync = promisify(execFile);
+
+async function releaseProcess(r: Extract<Resource, { kind: "process" }>, ctx: ReleaseContext): Promise<void> {
+  if (r.pid !== undefined && r.startTime !== undefined && r.bootId !== undefined) {
+    await terminate({ pid: r.pid, startTime: r.startTime, bootId: r.bootId }, { graceMs: 1000 });
+    return;
+  }
+  // Recorded but never updated with its pid: the owner died between spawn and update, or
+  // before spawn. The marker (a path private to this resource) finds it if it runs.
+  for (const pid of findByMarker(r.marker)) {
+    const id = identify(pid);
+    if (!id) continue;
+    ctx.log.info("releasing process found by its marker", { pid, marker: r.marker });
+    await terminate(id, { graceMs: 1000 });
+  }
+}
+
+async function releaseMount(r: Extract<Resource, { kind: "mount" }>, _ctx: ReleaseContext): Promise<void> {
+  if (!isMountPoint(r.path)) return;
+  // Lazy: a process that still has it open must not keep gc from finishing.
+  await execFileAsync("umount", ["-l", r.path]);
+}
+
+export function basicReleasers(): Releasers {
+  return {
+    process: releaseProcess,
+    socket: async (r, ctx) => removePath(r.path, ctx, false),
+    file: async (r, ctx) => removePath(r.path, ctx, false),
+    disk: async (r, ctx) => removePath(r.path, ctx, false),
+    dir: async (r, ctx) => {
+      // A dir whose contents are all recorded separately is gone by now; rm -r covers the rest.
+      try {
+        statSync(r.path);
+      } catch {
+        return;
+      }
+      removePath(r.path, ctx, true);
+    },
+    mount: releaseMount,
+  };
+}
+
+/** Releases one resource with the matching releaser; throws if there is none for its kind. */
+export async function releaseResource(r: Resource, releasers: Releasers, ctx: ReleaseContext): Promise<void> {
+  const releaser = releasers[r.kind] as Releaser<typeof r.kind> | undefined;
+  if (!releaser)
+    throw new ReleaseRefusedError(`no releaser for ${r.kind} resources in this build of beetroot`);
+  await (releaser as (r: Resource, ctx: ReleaseContext) => Promise<void>)(r, ctx);
+}
