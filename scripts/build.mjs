@@ -16,6 +16,8 @@ export const targets = [
     format: "esm",
     target: "node20",
     banner: { js: nodeBanner },
+    // level (classic-level) finds its native prebuild relative to its own files: load it from node_modules.
+    external: ["level"],
   },
 ];
 
