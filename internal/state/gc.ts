@@ -1,6 +1,16 @@
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { BeetrootPaths } from "../config/paths.ts";
 import type { Logger } from "../log/logger.ts";
-import { type Ledger, LedgerBusyError, type LedgerEntry, listOwners, openLedger } from "./ledger.ts";
+import {
+  type Ledger,
+  LedgerBusyError,
+  type LedgerEntry,
+  ledgerLocation,
+  listOwners,
+  openLedger,
+} from "./ledger.ts";
+import { destroyKv, KvLockedError } from "./level-store.ts";
 import { type ReleaseContext, type Releasers, releaseResource } from "./releasers.ts";
 import { describeResource } from "./resources.ts";
 
@@ -47,16 +57,39 @@ export async function releaseAll(
   return { released, failed };
 }
 
+const UNBORN_GRACE_MS = 60_000;
+
+const alive = (owner: string): OwnerSweep => ({
+  owner,
+  status: "alive",
+  released: [],
+  failed: [],
+  pending: [],
+});
+
 export async function sweepOwner(
   owner: string,
   opts: { paths: BeetrootPaths; releasers: Releasers; log: Logger; dryRun?: boolean },
 ): Promise<OwnerSweep> {
+  // A directory without a database (no CURRENT): LevelDB is creating it right now, or its owner
+  // died while it did. Only age tells these apart, so a young one is left to its probable owner;
+  // and it is judged before opening, because a failed open touches the directory too.
+  const location = ledgerLocation(owner, opts.paths);
+  if (existsSync(location) && !existsSync(join(location, "CURRENT"))) {
+    if (Date.now() - statSync(location).mtimeMs < UNBORN_GRACE_MS) return alive(owner);
+    try {
+      if (!opts.dryRun) await destroyKv(location);
+    } catch (e) {
+      if (e instanceof KvLockedError) return alive(owner);
+      throw e;
+    }
+    return { owner, status: "clean", released: [], failed: [], pending: [] };
+  }
   let ledger: Ledger;
   try {
     ledger = await openLedger(owner, opts.paths, { create: false, waitMs: 0 });
   } catch (err) {
-    if (err instanceof LedgerBusyError)
-      return { owner, status: "alive", released: [], failed: [], pending: [] };
+    if (err instanceof LedgerBusyError) return alive(owner);
     throw err;
   }
   try {

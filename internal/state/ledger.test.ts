@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -161,6 +161,21 @@ describe("releasers", () => {
     ]);
     expect(await Promise.all(exits)).toEqual(["SIGTERM", "SIGTERM"]);
     expect(existsSync(dir)).toBe(false);
+    expect(listOwners(paths)).toEqual([]);
+  });
+
+  it("removes an owner directory that never became a database", async () => {
+    const dir = join(paths.libDir, "ledger", "vm-g");
+    mkdirSync(dir, { recursive: true });
+    // Young: LevelDB may be creating it right now.
+    expect(await collectGarbage({ paths, releasers: basicReleasers(), log })).toMatchObject([
+      { owner: "vm-g", status: "alive" },
+    ]);
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(dir, old, old);
+    expect(await collectGarbage({ paths, releasers: basicReleasers(), log })).toMatchObject([
+      { owner: "vm-g", status: "clean" },
+    ]);
     expect(listOwners(paths)).toEqual([]);
   });
 

@@ -56,6 +56,17 @@ export class LedgerBusyError extends LedgerError {
   }
 }
 
+/** No database for this owner (or a directory left by a crash before LevelDB wrote one). */
+export class LedgerMissingError extends LedgerError {
+  constructor(
+    readonly owner: string,
+    readonly location: string,
+  ) {
+    super(`no ledger for "${owner}" at ${location}`);
+    this.name = "LedgerMissingError";
+  }
+}
+
 const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
 const ENTRY_PREFIX = "r!";
 const ENTRY_END = "r~";
@@ -68,6 +79,13 @@ export function validateOwner(owner: string): string {
     );
   }
   return owner;
+}
+
+export function ledgerLocation(
+  owner: string,
+  paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths(),
+): string {
+  return join(ledgerRoot(paths), validateOwner(owner));
 }
 
 export function ledgerRoot(paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths()): string {
@@ -123,8 +141,7 @@ export async function openLedger(
   paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths(),
   opts: { create?: boolean; waitMs?: number } = {},
 ): Promise<Ledger> {
-  validateOwner(owner);
-  const location = join(ledgerRoot(paths), owner);
+  const location = ledgerLocation(owner, paths);
   const deadline = Date.now() + (opts.waitMs ?? 3000);
   let kv: Kv | undefined;
   while (!kv) {
@@ -138,7 +155,7 @@ export async function openLedger(
         }
         throw new LedgerBusyError(owner);
       }
-      if (err instanceof KvMissingError) throw new LedgerError(`no ledger for "${owner}" at ${location}`);
+      if (err instanceof KvMissingError) throw new LedgerMissingError(owner, location);
       throw err;
     }
   }
