@@ -14,6 +14,10 @@ const commands: Record<string, Command> = {
     summary: "install host dependencies (apt + trixie/sid prefixes)",
     load: () => import("../../internal/hostdeps/setup-command.ts"),
   },
+  build: {
+    summary: "build guest assets: build kernel|guest|all",
+    load: () => import("../../internal/assets/build-command.ts"),
+  },
   gc: {
     summary: "release what crashed VMs/shims left behind (from the resource ledger)",
     load: () => import("../../internal/state/gc-command.ts"),
