@@ -14,6 +14,8 @@ import { type PackagesIndex, parsePackagesIndex } from "./packages-index.ts";
 export interface PrivateApt {
   readonly suite: string;
   readonly dir: string;
+  /** Changes whenever the lists are re-fetched (the stamp's mtime and the sources it records). */
+  listsIdentity(): string;
   /** Age of the lists in hours, or undefined when never fetched or the sources changed. */
   listsAgeHours(): number | undefined;
   update(onLine: (line: string) => void): Promise<void>;
@@ -117,6 +119,10 @@ export function createPrivateApt(opts: {
   return {
     suite: opts.suite,
     dir,
+    listsIdentity() {
+      if (!existsSync(stamp)) return "none";
+      return `${statSync(stamp).mtimeMs}:${readFileSync(stamp, "utf8")}`;
+    },
     listsAgeHours() {
       if (!existsSync(stamp)) return undefined;
       if (readFileSync(stamp, "utf8") !== sources) return undefined;

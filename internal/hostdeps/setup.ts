@@ -15,8 +15,9 @@ import {
   setFingerprint,
   writeManifest,
 } from "./manifest.ts";
-import type { PackageRecord, PackagesIndex } from "./packages-index.ts";
+import type { PackagesIndex } from "./packages-index.ts";
 import { createPrivateApt, type PrivateApt } from "./private-apt.ts";
+import { type ResolvedPackage, readResolution, resolutionKey, writeResolution } from "./resolution-cache.ts";
 import { resolvePackages, UnresolvableError } from "./resolver.ts";
 import {
   MAINTAINER_ONLY,
@@ -74,7 +75,7 @@ function pad(s: string, n: number): string {
   return s.length >= n ? `${s} ` : s.padEnd(n);
 }
 
-async function prepareSuite(apt: PrivateApt, opts: SetupOptions): Promise<PackagesIndex> {
+async function ensureFreshLists(apt: PrivateApt, opts: SetupOptions): Promise<void> {
   const age = apt.listsAgeHours();
   if (opts.refresh || age === undefined || age > opts.maxListAgeHours) {
     const why = opts.refresh
@@ -87,10 +88,9 @@ async function prepareSuite(apt: PrivateApt, opts: SetupOptions): Promise<Packag
       if (/^(Get:|Err:|Ign:|W:|E:)/.test(l)) opts.log(`  ${l}`);
     });
   }
-  return apt.loadIndex();
 }
 
-function resolveSet(set: PrefixSet, index: PackagesIndex): PackageRecord[] {
+function resolveSet(set: PrefixSet, index: PackagesIndex): ResolvedPackage[] {
   try {
     return resolvePackages(index, set.roots, {
       closure: set.closure,
@@ -110,13 +110,13 @@ function resolveSet(set: PrefixSet, index: PackagesIndex): PackageRecord[] {
 
 async function fetchDebs(
   set: PrefixSet,
-  records: readonly PackageRecord[],
+  records: readonly ResolvedPackage[],
   apt: PrivateApt,
   debDir: string,
   arch: string,
   log: (line: string) => void,
 ): Promise<void> {
-  const missing: PackageRecord[] = [];
+  const missing: ResolvedPackage[] = [];
   for (const r of records) if (!(await verifyDownloaded(debPath(debDir, r), r))) missing.push(r);
   if (missing.length === 0) return;
   const mb = missing.reduce((n, r) => n + r.size, 0) / 1e6;
@@ -150,7 +150,7 @@ async function fetchDebs(
 
 async function unpackSet(
   set: PrefixSet,
-  records: readonly PackageRecord[],
+  records: readonly ResolvedPackage[],
   opts: SetupOptions,
   debDir: string,
 ): Promise<string> {
@@ -222,8 +222,19 @@ export async function runSetup(opts: SetupOptions): Promise<SetupReport> {
     const apts = new Map<Suite, PrivateApt>();
     for (const suite of suites)
       apts.set(suite, createPrivateApt({ cacheDir: opts.paths.cacheDir, mirror, suite, arch }));
-    const indexes = new Map<Suite, PackagesIndex>();
-    for (const suite of suites) indexes.set(suite, await prepareSuite(apts.get(suite)!, opts));
+    for (const suite of suites) await ensureFreshLists(apts.get(suite)!, opts);
+    const key = resolutionKey(
+      Object.fromEntries(suites.map((s) => [s, apts.get(s)!.listsIdentity()])),
+      PREFIX_SETS,
+    );
+    let resolved = readResolution(opts.paths.cacheDir, key);
+    if (!resolved) {
+      log(`resolving ${PREFIX_SETS.length} sets against the ${suites.join(" and ")} indexes`);
+      const indexes = new Map<Suite, PackagesIndex>();
+      for (const suite of suites) indexes.set(suite, await apts.get(suite)!.loadIndex());
+      resolved = new Map(PREFIX_SETS.map((set) => [set.name, resolveSet(set, indexes.get(set.suite)!)]));
+      writeResolution(opts.paths.cacheDir, key, resolved);
+    }
 
     const previous = readManifest(opts.paths.prefixDir);
     const sets: Record<string, ManifestSet> = { ...(previous?.sets ?? {}) };
@@ -246,7 +257,7 @@ export async function runSetup(opts: SetupOptions): Promise<SetupReport> {
     };
 
     for (const set of PREFIX_SETS) {
-      const records = resolveSet(set, indexes.get(set.suite)!);
+      const records = resolved.get(set.name)!;
       const fingerprint = setFingerprint(set, records);
       const version = records.find((r) => r.name === set.roots[0]!.name)!.version;
       const row = (state: "cached" | "installed") => {

@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { run } from "./exec.ts";
-import type { PackageRecord } from "./packages-index.ts";
+import type { ResolvedPackage } from "./resolution-cache.ts";
 
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash("sha256");
@@ -20,7 +20,7 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /** Where a package's .deb lives in our download cache: the pool file name, which is unique per version. */
-export function debPath(debDir: string, record: PackageRecord): string {
+export function debPath(debDir: string, record: ResolvedPackage): string {
   return join(debDir, basename(record.filename));
 }
 
@@ -105,7 +105,7 @@ export function removeTree(path: string): void {
   rmSync(path, { recursive: true, force: true });
 }
 
-export async function verifyDownloaded(file: string, record: PackageRecord): Promise<boolean> {
+export async function verifyDownloaded(file: string, record: ResolvedPackage): Promise<boolean> {
   if (!existsSync(file)) return false;
   return (await sha256File(file)) === record.sha256;
 }
