@@ -1,0 +1,264 @@
+import { createHash } from "node:crypto";
+import type { Mount } from "../../api/gen/containerd/types/mount_pb.ts";
+import type { Logger } from "../log/logger.ts";
+import type { GuestRootfsMount, MountTranslator, TranslatedRootfs } from "../storage/types.ts";
+import { UnsupportedMountError } from "../storage/types.ts";
+import { CleanupStack } from "./cleanup.ts";
+import {
+  alreadyExists,
+  errorMessage,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  wrapError,
+} from "./errors.ts";
+import type { GuestClient } from "./guest-client.ts";
+import { groupIdOf, type OciSpec, podRoleOf } from "./oci.ts";
+import { vmSizeFor } from "./vm-size.ts";
+import type { Vm, VmDisk, Vmm, VsockListener } from "./vmm.ts";
+
+/** What one container gets from its pod: the VM's guest API, its rootfs as the guest sees it, vsock. */
+export interface ContainerSandbox {
+  readonly podId: string;
+  readonly guest: GuestClient;
+  readonly rootfs: readonly GuestRootfsMount[];
+  /** Host pid of the VMM running this container. */
+  readonly vmPid: number;
+  /** Listens on a fresh guest → host vsock port of this container's VM. */
+  listenVsock(): Promise<VsockListener>;
+  /** The container is gone: drop its rootfs references; the last member powers the VM off. */
+  release(): Promise<void>;
+}
+
+export interface PrepareRequest {
+  readonly id: string;
+  readonly namespace: string;
+  readonly spec: OciSpec;
+  readonly mounts: readonly Mount[];
+  readonly log: Logger;
+}
+
+/** Placement of containers onto VMs: one VM per pod, one per standalone container. */
+export interface PodManager {
+  prepare(req: PrepareRequest): Promise<ContainerSandbox>;
+  /** Called when a VM died underneath its containers (crash, OOM-kill of QEMU, SIGKILL). */
+  onVmExit(handler: (podId: string, members: readonly string[]) => void): void;
+  /** Powers every VM off. */
+  shutdown(): Promise<void>;
+  readonly podCount: number;
+}
+
+/** Ledger owner of a pod's VM: stable from namespace + pod id, so `delete` finds it after a crash. */
+export function vmOwnerFor(namespace: string, podId: string): string {
+  return `vm-${createHash("sha256").update(`${namespace}/${podId}`).digest("hex").slice(0, 32)}`;
+}
+
+/** Guest → host vsock ports for stdio start here; below are the fixed service ports. */
+const FIRST_STDIO_PORT = 20_000;
+
+class Pod {
+  readonly members = new Set<string>();
+  private nextPort = FIRST_STDIO_PORT;
+  stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly vm: Vm,
+    /** Serials br-0 … br-(n-1) went to the disks the VM booted with. */
+    private nextSerial: number,
+  ) {}
+
+  allocateSerial(): string {
+    return `br-${this.nextSerial++}`;
+  }
+
+  port(): number {
+    return this.nextPort++;
+  }
+}
+
+export interface PodManagerOptions {
+  readonly vmm: Vmm;
+  readonly storage: MountTranslator;
+  readonly log: Logger;
+  readonly stopGraceSeconds?: number;
+}
+
+export class VmPodManager implements PodManager {
+  private readonly pods = new Map<string, Pod>();
+  private readonly pending = new Map<string, Promise<Pod>>();
+  private vmExitHandler: (podId: string, members: readonly string[]) => void = () => {};
+
+  constructor(private readonly opts: PodManagerOptions) {}
+
+  get podCount(): number {
+    return this.pods.size;
+  }
+
+  onVmExit(handler: (podId: string, members: readonly string[]) => void): void {
+    this.vmExitHandler = handler;
+  }
+
+  async prepare(req: PrepareRequest): Promise<ContainerSandbox> {
+    const role = podRoleOf(req.spec.annotations);
+    const podId = role === "standalone" ? req.id : groupIdOf(req.spec.annotations, req.id);
+    const existing = this.pods.get(podId) ?? (await this.pending.get(podId)?.catch(() => undefined));
+
+    if (existing) {
+      if (role !== "container") {
+        throw alreadyExists(
+          `a VM for pod ${podId} already runs in this shim; ${req.id} cannot create another`,
+        );
+      }
+      return this.join(existing, req);
+    }
+    if (role === "container") {
+      throw failedPrecondition(
+        `container ${req.id} belongs to pod ${podId}, whose sandbox VM is not running in this shim`,
+      );
+    }
+    return this.boot(podId, req);
+  }
+
+  private async translate(
+    req: PrepareRequest,
+    allocateSerial: () => string,
+    cleanup: CleanupStack,
+  ): Promise<TranslatedRootfs> {
+    try {
+      const rootfs = await this.opts.storage.translate({
+        containerId: req.id,
+        mounts: req.mounts,
+        allocateSerial,
+      });
+      cleanup.push(`release rootfs of ${req.id}`, () => rootfs.release());
+      return rootfs;
+    } catch (err) {
+      if (err instanceof UnsupportedMountError) throw invalidArgument(err.message);
+      throw wrapError(err, `preparing rootfs of ${req.id}`);
+    }
+  }
+
+  private async boot(podId: string, req: PrepareRequest): Promise<ContainerSandbox> {
+    const cleanup = new CleanupStack();
+    let serials = 0;
+    const started = (async () => {
+      const rootfs = await this.translate(req, () => `br-${serials++}`, cleanup);
+      const size = vmSizeFor(req.spec);
+      const netns = req.spec.linux?.namespaces?.find((n) => n.type === "network")?.path;
+      req.log.info("booting VM", {
+        pod: podId,
+        cpus: size.cpus,
+        memory_mib: size.memoryMib,
+        sized_by: size.source,
+        disks: rootfs.disks.length,
+      });
+      let vm: Vm;
+      try {
+        vm = await this.opts.vmm.launch({
+          owner: vmOwnerFor(req.namespace, podId),
+          cpus: size.cpus,
+          memoryMib: size.memoryMib,
+          disks: rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),
+          ...(netns ? { netnsPath: netns } : {}),
+          log: req.log.with({ pod: podId }),
+        });
+      } catch (err) {
+        throw wrapError(err, `booting the VM for ${podId}`);
+      }
+      const pod = new Pod(podId, vm, serials);
+      this.watchVm(pod);
+      return { pod, rootfs };
+    })();
+    const pendingPod = started.then((s) => s.pod);
+    pendingPod.catch(() => {}); // the failure is reported to this caller below, not to joiners
+    this.pending.set(podId, pendingPod);
+    try {
+      const { pod, rootfs } = await started;
+      this.pods.set(podId, pod);
+      pod.members.add(req.id);
+      cleanup.release();
+      return this.sandboxFor(pod, req.id, rootfs);
+    } catch (err) {
+      await cleanup.unwind(req.log);
+      throw err;
+    } finally {
+      this.pending.delete(podId);
+    }
+  }
+
+  private async join(pod: Pod, req: PrepareRequest): Promise<ContainerSandbox> {
+    if (pod.stopping) throw failedPrecondition(`pod ${pod.id} is shutting down`);
+    const cleanup = new CleanupStack();
+    const rootfs = await this.translate(req, () => pod.allocateSerial(), cleanup);
+    if (rootfs.disks.length > 0) {
+      const vm = pod.vm as Vm & { attachDisks?: (d: readonly VmDisk[]) => Promise<void> };
+      if (!vm.attachDisks) {
+        await cleanup.unwind(req.log);
+        throw failedPrecondition(
+          `container ${req.id} needs ${rootfs.disks.length} image disk(s) but the running VM of pod ${pod.id} cannot hot-add disks`,
+        );
+      }
+      try {
+        await vm.attachDisks(rootfs.disks);
+      } catch (err) {
+        await cleanup.unwind(req.log);
+        throw wrapError(err, `attaching disks for ${req.id}`);
+      }
+    }
+    pod.members.add(req.id);
+    cleanup.release();
+    return this.sandboxFor(pod, req.id, rootfs);
+  }
+
+  private sandboxFor(pod: Pod, id: string, rootfs: TranslatedRootfs): ContainerSandbox {
+    let released = false;
+    return {
+      podId: pod.id,
+      guest: pod.vm.guest,
+      rootfs: rootfs.mounts,
+      vmPid: pod.vm.pid,
+      listenVsock: () => pod.vm.listenVsock(pod.port()),
+      release: async () => {
+        if (released) return;
+        released = true;
+        pod.members.delete(id);
+        if (pod.members.size === 0) await this.stopPod(pod);
+        await rootfs.release();
+      },
+    };
+  }
+
+  private watchVm(pod: Pod): void {
+    void pod.vm.exited.then(() => {
+      if (this.pods.get(pod.id) !== pod) return;
+      this.pods.delete(pod.id);
+      if (pod.stopping) return;
+      this.opts.log.error("VM exited unexpectedly", { pod: pod.id, vmm_pid: pod.vm.pid });
+      this.vmExitHandler(pod.id, [...pod.members]);
+    });
+  }
+
+  private stopPod(pod: Pod): Promise<void> {
+    pod.stopping ??= (async () => {
+      this.opts.log.info("stopping VM", { pod: pod.id });
+      try {
+        await pod.vm.stop({ graceSeconds: this.opts.stopGraceSeconds ?? 5 });
+      } catch (err) {
+        this.opts.log.error("stopping VM failed", { pod: pod.id, error: errorMessage(err) });
+      }
+      if (this.pods.get(pod.id) === pod) this.pods.delete(pod.id);
+    })();
+    return pod.stopping;
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.pods.values()].map((p) => this.stopPod(p)));
+  }
+
+  /** For tests and Connect: the pod a container runs in. */
+  podOf(containerId: string): string {
+    for (const pod of this.pods.values()) if (pod.members.has(containerId)) return pod.id;
+    throw notFound(`container ${containerId} is in no pod of this shim`);
+  }
+}
