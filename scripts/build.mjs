@@ -19,6 +19,16 @@ export const targets = [
     // level (classic-level) finds its native prebuild relative to its own files: load it from node_modules.
     external: ["level"],
   },
+  {
+    // vminitd, the guest's PID 1, run by Bun from the guest image (guest/build copies it there).
+    entryPoints: ["guest/vminitd/main.ts"],
+    outfile: "dist/vminitd.js",
+    platform: "node",
+    format: "esm",
+    target: "esnext",
+    external: ["bun:ffi"],
+    sourcemap: false,
+  },
 ];
 
 const only = process.argv[2];

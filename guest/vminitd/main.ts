@@ -1,0 +1,171 @@
+/**
+ * vminitd: PID 1 of every beetroot micro-VM. Sets the system up (filesystems, clock, hostname,
+ * cgroup v2), reaps orphans, dials the host back over vsock and serves the guest API there, and
+ * powers the VM off when asked, on SIGTERM, or when the host is gone for good.
+ *
+ * Bun runs this file (bundled to /usr/lib/beetroot/vminitd.js) as the kernel's init.
+ */
+import { writeSync } from "node:fs";
+import { System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import { Server } from "../../internal/ttrpc/index.ts";
+import { type CgroupSetup, setupCgroup2 } from "./cgroup.ts";
+import { parseBootParams } from "./cmdline.ts";
+import { realClock } from "./dial.ts";
+import { HostLink } from "./host-link.ts";
+import { InfoSource, readText, uptimeSeconds } from "./info.ts";
+import { createLogger, errorMessage, type Logger } from "./log.ts";
+import { applyMounts, EARLY_MOUNTS } from "./mounts.ts";
+import { Reaper } from "./reaper.ts";
+import { createRunner } from "./runner.ts";
+import { SelfTests } from "./selftests.ts";
+import { SystemShutdown } from "./shutdown.ts";
+import { VMADDR_CID_HOST } from "./sockaddr.ts";
+import { sethostname, setRealtimeClock } from "./sys/libc.ts";
+import { childTable, mountOps, populateDev, systemOps } from "./sys/platform.ts";
+import { dialVsock } from "./sys/vsock.ts";
+import { systemService } from "./system-service.ts";
+import { VMINITD_VERSION } from "./version.ts";
+
+/** How long the host may be unreachable after a connection drops before the VM powers off. */
+const RECONNECT_WINDOW_MS = 10_000;
+/** Grace for processes when the VM powers off because the host is gone. */
+const ORPHAN_GRACE_SECONDS = 2;
+/** Backstop for a lost SIGCHLD (none should be lost: every signal triggers a full scan). */
+const REAP_POLL_MS = 5_000;
+
+function consoleLogger(): Logger {
+  // fd 2 is /dev/console: the kernel opened it for init before exec.
+  return createLogger({ write: (line) => writeSync(2, line), fields: { src: "vminitd" } });
+}
+
+async function boot(log: Logger): Promise<void> {
+  applyMounts(EARLY_MOUNTS, mountOps, log);
+  const startUptime = uptimeSeconds();
+  populateDev();
+
+  const params = parseBootParams(readText("/proc/cmdline"));
+  for (const problem of params.problems) log.warn("bad boot parameter, using the default", { problem });
+  if (params.hostTimeMs !== undefined) {
+    // The host stamped the time when it spawned the VM; the guest has been running for `uptime` since.
+    try {
+      setRealtimeClock(params.hostTimeMs + Math.round(uptimeSeconds() * 1000));
+    } catch (err) {
+      log.error("cannot set the clock", { error: errorMessage(err) });
+    }
+  }
+  if (params.hostname !== undefined) {
+    try {
+      sethostname(params.hostname);
+    } catch (err) {
+      log.error("cannot set the hostname", { error: errorMessage(err) });
+    }
+  }
+  log.info("vminitd starting", {
+    version: VMINITD_VERSION,
+    bun: process.versions.bun,
+    uptime_s: startUptime,
+    port: params.port,
+    hostname: params.hostname,
+  });
+
+  let cgroups: CgroupSetup = { available: [], enabled: [], missing: [] };
+  try {
+    cgroups = setupCgroup2("/sys/fs/cgroup", process.pid, log);
+    log.info("cgroup v2 ready", { enabled: cgroups.enabled.join(","), missing: cgroups.missing.join(",") });
+  } catch (err) {
+    log.error("cgroup v2 setup failed", { error: errorMessage(err) });
+  }
+
+  const reaper = new Reaper(childTable(process.pid), { log });
+  process.on("SIGCHLD", () => reaper.schedule());
+  setInterval(() => reaper.schedule(), REAP_POLL_MS);
+  reaper.schedule();
+  const run = createRunner(reaper);
+
+  const server = new Server({ logger: log });
+  let link: HostLink | undefined;
+  const shutdown = new SystemShutdown(
+    {
+      ...systemOps,
+      reapNow: () => {
+        reaper.reapNow();
+      },
+      closeHostLink: async () => {
+        await link?.close();
+        await server.close({ graceful: true, timeoutMs: 1000 });
+      },
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      now: () => Date.now(),
+    },
+    log,
+  );
+  const beginShutdown = (reason: string, graceSeconds: number) => {
+    void shutdown.run({ reason, graceMs: graceSeconds * 1000 });
+  };
+  for (const signal of ["SIGTERM", "SIGPWR"] as const) {
+    process.on(signal, () => beginShutdown(`${signal} to PID 1`, 10));
+  }
+
+  let readyUptime = 0;
+  const info = new InfoSource({
+    version: VMINITD_VERSION,
+    bunVersion: process.versions.bun ?? "unknown",
+    run,
+    timeline: () => ({ startUptime, readyUptime }),
+    cgroupControllers: () => cgroups.enabled,
+  });
+  server.register(
+    System,
+    systemService({
+      info: () => info.info(),
+      health: () => {
+        if (shutdown.inProgress) return { ok: false, detail: "shutting down" };
+        const s = reaper.stats;
+        return {
+          ok: true,
+          detail: `uptime=${uptimeSeconds().toFixed(2)}s reaped=${s.reaped} waiting=${s.waiting}`,
+        };
+      },
+      beginShutdown,
+      selfTests: new SelfTests(run),
+    }),
+  );
+
+  link = new HostLink(
+    {
+      dial: () => dialVsock(VMADDR_CID_HOST, params.port),
+      serve: (stream) => server.serveConnection(stream),
+      onGiveUp: (reason) => beginShutdown(`host unreachable: ${reason}`, ORPHAN_GRACE_SECONDS),
+      onConnected: (n) => log.info("connected to the host", { connection: n, uptime_s: uptimeSeconds() }),
+      clock: realClock,
+      log,
+    },
+    { dialTimeoutMs: params.dialTimeoutMs, reconnectTimeoutMs: RECONNECT_WINDOW_MS },
+  );
+  readyUptime = uptimeSeconds();
+  log.info("dialling the host", { cid: VMADDR_CID_HOST, port: params.port, uptime_s: readyUptime });
+  void link.start();
+}
+
+function main(): void {
+  const log = consoleLogger();
+  if (process.pid !== 1) {
+    log.error("vminitd must run as PID 1 (the guest's init)", { pid: process.pid });
+    process.exit(2);
+  }
+  // PID 1 must never exit: the kernel panics. Log what escaped and keep serving.
+  process.on("uncaughtException", (err) => log.error("uncaught exception", { error: errorMessage(err) }));
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: errorMessage(err) }));
+  boot(log).catch((err: unknown) => {
+    log.error("boot failed, powering off", { error: errorMessage(err) });
+    try {
+      systemOps.sync();
+      systemOps.powerOff();
+    } catch (e) {
+      log.error("power-off failed", { error: errorMessage(e) });
+      systemOps.restart();
+    }
+  });
+}
+
+main();

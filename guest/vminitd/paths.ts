@@ -1,0 +1,8 @@
+/** Where things live inside the guest image (laid out by guest/build). */
+export const GUEST_PATHS = {
+  bun: "/usr/bin/bun",
+  vminitd: "/usr/lib/beetroot/vminitd.js",
+  crun: "/usr/bin/crun",
+  selftestDir: "/usr/lib/beetroot/selftest",
+  binderfs: "/dev/binderfs",
+} as const;
