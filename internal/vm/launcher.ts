@@ -1,0 +1,503 @@
+import { existsSync, mkdirSync } from "node:fs";
+import type { Socket } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type InfoResponse, System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import type { BeetrootPaths } from "../config/paths.ts";
+import type { Logger } from "../log/logger.ts";
+import { releaseAll, releaseContext } from "../state/gc.ts";
+import { type Ledger, openLedger } from "../state/ledger.ts";
+import { identify } from "../state/proc.ts";
+import { basicReleasers, type Releasers } from "../state/releasers.ts";
+import type { ProcessResource } from "../state/resources.ts";
+import { Client } from "../ttrpc/index.ts";
+import { checkErofsImage, checkKernel, GUEST_BUILD_COMMAND, KERNEL_BUILD_COMMAND } from "./assets-check.ts";
+import { type Child, describeExit, spawnChild, tailFile, terminateChild } from "./child.ts";
+import { type Accelerator, buildKernelCmdline, buildQemuArgs } from "./qemu-args.ts";
+import { QmpClient, QmpTimeoutError } from "./qmp.ts";
+import { isTerminal, type VmState, VmStateMachine } from "./state-machine.ts";
+import { ResourceTracker } from "./tracker.ts";
+import type { BootTimings, Vm, VmExit, Vmm, VmSpec } from "./vm.ts";
+import { connectVsock, VsockListener } from "./vsock.ts";
+
+export interface QemuVmmDeps {
+  readonly qemu: string;
+  readonly vhostDeviceVsock: string;
+  readonly paths: BeetrootPaths;
+  readonly log: Logger;
+  /** Releasers for the VM's own resources (defaults to the basic ones). */
+  readonly releasers?: Releasers;
+}
+
+export const DEFAULT_GUEST_PORT = 1024;
+export const DEFAULT_INIT = "/sbin/init";
+const GUEST_CID = 3;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+/** QMP liveness: a query every second, a failure after two unanswered ones. */
+const WATCH_INTERVAL_MS = 1000;
+const WATCH_TIMEOUT_MS = 3000;
+const WATCH_MAX_MISSES = 2;
+/** QEMU run states in which the guest is gone for good (QEMU's RunState names). */
+const DEAD_STATES = new Set(["internal-error", "guest-panicked", "io-error", "shutdown"]);
+
+/** A VM that died or could not boot; the message carries the console and QEMU stderr tails. */
+export class VmFailedError extends Error {
+  constructor(
+    message: string,
+    readonly consoleTail: string,
+    readonly qemuStderrTail: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "VmFailedError";
+  }
+}
+
+class StopRequested extends Error {
+  constructor(readonly kind: "stop" | "kill") {
+    super(`VM ${kind} requested during boot`);
+  }
+}
+
+export class QemuVmm implements Vmm {
+  constructor(private readonly deps: QemuVmmDeps) {}
+
+  async launch(spec: VmSpec, opts: { signal?: AbortSignal } = {}): Promise<Vm> {
+    const vm = new QemuVm(spec, this.deps);
+    await vm.boot(opts.signal);
+    return vm;
+  }
+}
+
+interface RunFiles {
+  readonly dir: string;
+  readonly qmp: string;
+  readonly vhostUser: string;
+  readonly vsockUds: string;
+  readonly console: string;
+  readonly qemuStderr: string;
+  readonly vsockdStderr: string;
+}
+
+class QemuVm implements Vm {
+  readonly id: string;
+  readonly accel: Accelerator;
+  readonly exited: Promise<VmExit>;
+  private readonly sm = new VmStateMachine();
+  private readonly log: Logger;
+  private readonly files: RunFiles;
+  private readonly bootAbort = new AbortController();
+  private resolveExited!: (e: VmExit) => void;
+  private tracker: ResourceTracker | undefined;
+  private ownLedger: Ledger | undefined;
+  private qemu: Child | undefined;
+  private vsockd: Child | undefined;
+  private qmp: QmpClient | undefined;
+  private guestClient: Client | undefined;
+  private guestInfo: InfoResponse | undefined;
+  private bootTimings: BootTimings | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private ending: Promise<VmExit> | undefined;
+
+  constructor(
+    private readonly spec: VmSpec,
+    private readonly deps: QemuVmmDeps,
+  ) {
+    if (!ID_RE.test(spec.id)) {
+      throw new Error(`VM id ${JSON.stringify(spec.id)} must match ${ID_RE} (it is the guest's hostname)`);
+    }
+    this.id = spec.id;
+    this.accel = spec.accel;
+    this.log = deps.log.with({ vm: spec.id });
+    const dir = join(deps.paths.runDir, "vm", spec.id);
+    this.files = {
+      dir,
+      qmp: join(dir, "qmp.sock"),
+      vhostUser: join(dir, "vhost-user.sock"),
+      vsockUds: join(dir, "vsock.sock"),
+      console: join(dir, "console.log"),
+      qemuStderr: join(dir, "qemu.log"),
+      vsockdStderr: join(dir, "vhost-device-vsock.log"),
+    };
+    // Unix socket paths are limited to 107 bytes; the longest one is the vsock port listener.
+    const longest = `${this.files.vsockUds}_${spec.guestPort ?? DEFAULT_GUEST_PORT}`;
+    if (Buffer.byteLength(longest) > 107) {
+      throw new Error(
+        `run dir too deep for unix sockets: ${longest} exceeds 107 bytes (set BEETROOT_RUN_DIR shorter)`,
+      );
+    }
+    this.exited = new Promise((r) => {
+      this.resolveExited = r;
+    });
+  }
+
+  get state(): VmState {
+    return this.sm.state;
+  }
+
+  get guest(): Client {
+    if (!this.guestClient) throw new Error(`VM ${this.id} has no guest connection (state ${this.state})`);
+    return this.guestClient;
+  }
+
+  get info(): InfoResponse {
+    if (!this.guestInfo) throw new Error(`VM ${this.id} has not booted (state ${this.state})`);
+    return this.guestInfo;
+  }
+
+  get timings(): BootTimings {
+    if (!this.bootTimings) throw new Error(`VM ${this.id} has not booted (state ${this.state})`);
+    return this.bootTimings;
+  }
+
+  get consoleLog(): string {
+    return this.files.console;
+  }
+
+  onStateChange(listener: (to: VmState, from: VmState) => void): void {
+    this.sm.onChange(listener);
+  }
+
+  // ---- boot -------------------------------------------------------------------------------
+
+  async boot(signal?: AbortSignal): Promise<void> {
+    this.sm.to("starting");
+    const onCallerAbort = () => this.bootAbort.abort(new StopRequested("kill"));
+    signal?.addEventListener("abort", onCallerAbort, { once: true });
+    try {
+      checkKernel(this.spec.kernel);
+      checkErofsImage(this.spec.rootImage);
+      await this.bootSteps();
+      this.sm.to("running");
+      this.log.info("VM running", { accel: this.accel, boot_ms: this.bootTimings?.totalMs });
+    } catch (err) {
+      const cause = this.bootAbort.signal.aborted ? this.bootAbort.signal.reason : err;
+      if (cause instanceof StopRequested) {
+        if (this.sm.can("stopping")) this.sm.to("stopping");
+        await this.finish("stopped", undefined);
+        throw new Error(`VM ${this.id}: boot cancelled (${cause.kind} requested)`);
+      }
+      const error = this.failure(`VM ${this.id} failed to boot`, cause);
+      if (this.sm.can("failed")) this.sm.to("failed");
+      await this.finish("failed", error);
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onCallerAbort);
+    }
+  }
+
+  private async bootSteps(): Promise<void> {
+    const { spec, files } = this;
+    const abort = this.bootAbort.signal;
+    if (!spec.ledger) this.ownLedger = await openLedger(`vm-${spec.id}`, this.deps.paths);
+    const ledger = spec.ledger ?? this.ownLedger!;
+    const releasers = this.deps.releasers ?? basicReleasers();
+    const t = new ResourceTracker(ledger, releasers, releaseContext(this.deps.paths, this.log));
+    this.tracker = t;
+    if (!spec.ledger) {
+      // A previous VM with this id died with its launcher: finish its cleanup before reusing the id.
+      const leftovers = await ledger.list();
+      if (leftovers.length) {
+        this.log.warn("releasing leftovers of a crashed VM with the same id", { count: leftovers.length });
+        const { failed } = await releaseAll(ledger, releasers, releaseContext(this.deps.paths, this.log));
+        if (failed.length) {
+          throw new Error(
+            `leftovers of a previous VM "${spec.id}" cannot be released: ${failed.map((f) => `${f.resource}: ${f.error}`).join("; ")}`,
+          );
+        }
+      }
+    }
+
+    await t.acquire("run-dir", { kind: "dir", path: files.dir }, () => {
+      if (existsSync(files.dir))
+        throw new Error(`${files.dir} exists: VM id "${spec.id}" is in use (or run \`beetroot gc\`)`);
+      mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    });
+    for (const [label, path] of [
+      ["console-log", files.console],
+      ["qemu-stderr", files.qemuStderr],
+      ["vsockd-stderr", files.vsockdStderr],
+    ] as const) {
+      await t.acquire(label, { kind: "file", path }, () => {});
+    }
+
+    // The guest dials back as soon as it is up: listen before anything boots.
+    const port = spec.guestPort ?? DEFAULT_GUEST_PORT;
+    const listener = await t.acquire(
+      "vsock-listener",
+      { kind: "socket", path: `${files.vsockUds}_${port}` },
+      () => VsockListener.listen(files.vsockUds, port),
+      (l) => l.close(),
+    );
+
+    const started = performance.now();
+    await t.acquire("vhost-user-socket", { kind: "socket", path: files.vhostUser }, () => {});
+    await t.acquire("vsock-uds", { kind: "socket", path: files.vsockUds }, () => {});
+    const vsockdArgs = [
+      "--vm",
+      `guest-cid=${GUEST_CID},socket=${files.vhostUser},uds-path=${files.vsockUds}`,
+    ];
+    this.vsockd = await this.spawnTracked(
+      "vhost-device-vsock",
+      this.deps.vhostDeviceVsock,
+      vsockdArgs,
+      files.vhostUser,
+      files.vsockdStderr,
+    );
+    await this.waitForSocketFile(files.vhostUser, this.vsockd, "vhost-device-vsock", 5000);
+    const vsockDaemonMs = performance.now() - started;
+
+    const hostTimeMs = Date.now();
+    const cmdline = buildKernelCmdline({
+      hostname: spec.id,
+      port,
+      hostTimeMs,
+      dialTimeoutMs: spec.bootTimeoutMs,
+      tscKhz: spec.tscKhz,
+      init: spec.init ?? DEFAULT_INIT,
+      verbose: spec.verboseConsole ?? false,
+      extra: spec.kernelArgs ?? [],
+    });
+    const qemuArgs = buildQemuArgs({
+      kernel: spec.kernel,
+      cmdline,
+      accel: spec.accel,
+      cpus: spec.cpus,
+      memoryMiB: spec.memoryMiB,
+      disks: [{ id: "root", path: spec.rootImage, readonly: true }, ...(spec.disks ?? [])],
+      qmpSocket: files.qmp,
+      consoleLog: files.console,
+      vhostUserSocket: files.vhostUser,
+      guestCid: GUEST_CID,
+    });
+    await t.acquire("qmp-socket", { kind: "socket", path: files.qmp }, () => {});
+    const spawnedAt = performance.now();
+    this.qemu = await this.spawnTracked("qemu", this.deps.qemu, qemuArgs, files.qmp, files.qemuStderr);
+    this.watchChildren();
+
+    this.qmp = await QmpClient.connect(files.qmp, { timeoutMs: 10_000, abort });
+    t.defer("qmp-client", () => this.qmp?.close());
+    const qmpReadyMs = performance.now() - spawnedAt;
+    this.startWatchdog();
+
+    const remaining = () => Math.max(spec.bootTimeoutMs - (performance.now() - spawnedAt), 1);
+    const socket = await listener.accept(remaining(), abort);
+    const guestConnectedMs = performance.now() - spawnedAt;
+    const client = new Client(socket);
+    this.guestClient = client;
+    t.defer("guest-client", () => client.close());
+    const info = await client.service(System).info({}, { timeoutMs: remaining(), signal: abort });
+    const totalMs = performance.now() - spawnedAt;
+    this.guestInfo = info;
+    this.bootTimings = {
+      vsockDaemonMs,
+      qmpReadyMs,
+      guestConnectedMs,
+      totalMs,
+      guestVminitdStartS: info.vminitdStartUptimeSeconds,
+      guestReadyS: info.readyUptimeSeconds,
+      guestUptimeAtInfoS: info.uptimeSeconds,
+    };
+    void client.closed.then((err) =>
+      this.unexpected(new Error(`vminitd's connection closed${err ? `: ${err.message}` : ""}`)),
+    );
+  }
+
+  /** Records the process (by a marker path in its argv) before spawning it, then its identity. */
+  private async spawnTracked(
+    label: string,
+    file: string,
+    args: string[],
+    marker: string,
+    stderrFile: string,
+  ): Promise<Child> {
+    const t = this.tracker!;
+    const base: ProcessResource = { kind: "process", cmd: [file, ...args], marker };
+    return t.acquire(
+      label,
+      base,
+      async (entryId) => {
+        const child = await spawnChild(file, args, stderrFile);
+        const id = identify(child.pid);
+        if (id) await t.ledger.update(entryId, { ...base, ...id });
+        return child;
+      },
+      async (child) => {
+        await terminateChild(child, 1000);
+      },
+    );
+  }
+
+  private async waitForSocketFile(
+    path: string,
+    child: Child,
+    name: string,
+    timeoutMs: number,
+  ): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!existsSync(path)) {
+      if (child.exit) throw new Error(`${name} exited (${describeExit(child.exit)}) before creating ${path}`);
+      this.bootAbort.signal.throwIfAborted();
+      if (performance.now() > deadline)
+        throw new Error(`${name} did not create ${path} within ${timeoutMs} ms`);
+      await sleep(2);
+    }
+  }
+
+  // ---- watching ---------------------------------------------------------------------------
+
+  private watchChildren(): void {
+    const qemu = this.qemu!;
+    void qemu.exited.then((e) => this.unexpected(new Error(`QEMU exited (${describeExit(e)})`)));
+    const vsockd = this.vsockd!;
+    void vsockd.exited.then((e) =>
+      this.unexpected(new Error(`vhost-device-vsock exited (${describeExit(e)})`)),
+    );
+  }
+
+  private startWatchdog(): void {
+    const qmp = this.qmp!;
+    let misses = 0;
+    let inFlight = false;
+    const check = async () => {
+      if (inFlight || isTerminal(this.state) || this.state === "stopping") return;
+      inFlight = true;
+      try {
+        const { status } = await qmp.queryStatus(WATCH_TIMEOUT_MS);
+        misses = 0;
+        if (DEAD_STATES.has(status))
+          this.unexpected(
+            new Error(
+              `QEMU reports the guest ${status === "shutdown" ? "shut down" : `in state "${status}"`}`,
+            ),
+          );
+      } catch (err) {
+        if (err instanceof QmpTimeoutError && ++misses >= WATCH_MAX_MISSES) {
+          this.unexpected(
+            new Error(`QEMU stopped answering QMP (${misses} queries × ${WATCH_TIMEOUT_MS} ms unanswered)`),
+          );
+        }
+      } finally {
+        inFlight = false;
+      }
+    };
+    // Events make the common failures immediate; the timer catches a QEMU that went silent.
+    qmp.onEvent((e) => {
+      if (e.event === "STOP" || e.event === "GUEST_PANICKED" || e.event === "SHUTDOWN") void check();
+    });
+    void qmp.closed.then(() => this.unexpected(new Error("QEMU closed its QMP socket")));
+    this.watchTimer = setInterval(() => void check(), WATCH_INTERVAL_MS);
+    this.watchTimer.unref();
+  }
+
+  /** Something died that should not have. Boot: abort it. Running: fail the VM. Else: expected. */
+  private unexpected(err: Error): void {
+    if (this.state === "starting") {
+      if (!this.bootAbort.signal.aborted) this.bootAbort.abort(err);
+      return;
+    }
+    if (this.state !== "running") return;
+    const error = this.failure(`VM ${this.id} failed`, err);
+    this.log.error("VM failed", { error: error.message });
+    this.sm.to("failed");
+    void this.finish("failed", error);
+  }
+
+  /** An error with the evidence attached; read before cleanup deletes the logs. */
+  private failure(what: string, cause: unknown): VmFailedError {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const consoleTail = tailFile(this.files.console, 3000);
+    const qemuTail = tailFile(this.files.qemuStderr, 2000);
+    const vsockdTail = tailFile(this.files.vsockdStderr, 1000);
+    let msg = `${what}: ${reason}`;
+    const mentions = (p: string) => qemuTail.includes(p) || consoleTail.includes(p);
+    if (mentions(this.spec.kernel))
+      msg += `\n(kernel ${this.spec.kernel}: rebuild with \`${KERNEL_BUILD_COMMAND}\`)`;
+    if (mentions(this.spec.rootImage))
+      msg += `\n(guest image ${this.spec.rootImage}: rebuild with \`${GUEST_BUILD_COMMAND}\`)`;
+    if (qemuTail) msg += `\n--- QEMU stderr (tail) ---\n${qemuTail}`;
+    if (vsockdTail) msg += `\n--- vhost-device-vsock stderr (tail) ---\n${vsockdTail}`;
+    msg += consoleTail
+      ? `\n--- guest console (tail) ---\n${consoleTail}`
+      : "\n--- guest console is empty ---";
+    return new VmFailedError(msg, consoleTail, qemuTail, { cause });
+  }
+
+  // ---- teardown ---------------------------------------------------------------------------
+
+  /** Releases everything (once) and settles `exited`. */
+  private finish(state: "stopped" | "failed", error: Error | undefined): Promise<VmExit> {
+    this.ending ??= (async () => {
+      if (this.watchTimer) clearInterval(this.watchTimer);
+      let exit: VmExit = error ? { state, error } : { state };
+      const failures = (await this.tracker?.stack.run()) ?? [];
+      if (failures.length) {
+        const msg = failures.map((f) => `${f.step}: ${f.error.message}`).join("; ");
+        this.log.error("VM cleanup incomplete; `beetroot gc` will retry", { error: msg });
+        exit = {
+          state: "failed",
+          error: new Error(`cleanup of VM ${this.id} incomplete: ${msg}`, { cause: error }),
+        };
+      }
+      if (this.ownLedger) await this.ownLedger.close();
+      if (this.state === "stopping") this.sm.to(exit.state);
+      this.resolveExited(exit);
+      return exit;
+    })();
+    return this.ending;
+  }
+
+  async stop(opts: { timeoutMs?: number } = {}): Promise<VmExit> {
+    if (this.state === "starting") {
+      this.bootAbort.abort(new StopRequested("stop"));
+      return this.exited;
+    }
+    if (this.state !== "running") return this.ending ?? this.exited;
+    this.sm.to("stopping");
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    const qemu = this.qemu!;
+    // 1. vminitd stops its processes and powers off (QEMU exits: -no-reboot).
+    try {
+      await this.guest
+        .service(System)
+        .shutdown({ graceSeconds: Math.max(1, Math.floor(timeoutMs / 2000)) }, { timeoutMs: timeoutMs / 2 });
+      await Promise.race([qemu.exited, sleep(Math.max(deadline - Date.now(), 0))]);
+    } catch (err) {
+      this.log.warn("guest shutdown failed; asking QEMU to quit", { error: (err as Error).message });
+    }
+    // 2. QEMU quits (instant for a guest that ignored us).
+    if (!qemu.exit) {
+      await this.qmp?.execute("quit", undefined, 2000).catch(() => {});
+      await Promise.race([qemu.exited, sleep(2000)]);
+    }
+    // 3. The cleanup stack kills whatever is left.
+    return this.finish("stopped", undefined);
+  }
+
+  async kill(): Promise<VmExit> {
+    if (this.state === "starting") {
+      this.bootAbort.abort(new StopRequested("kill"));
+      return this.exited;
+    }
+    if (this.state !== "running") return this.ending ?? this.exited;
+    this.sm.to("stopping");
+    if (this.qemu) await terminateChild(this.qemu, 0);
+    return this.finish("stopped", undefined);
+  }
+
+  async connect(port: number, timeoutMs = 5000): Promise<Socket> {
+    if (this.state !== "running") throw new Error(`VM ${this.id} is ${this.state}`);
+    return connectVsock(this.files.vsockUds, port, timeoutMs);
+  }
+
+  async listen(port: number): Promise<VsockListener> {
+    if (this.state !== "running" || !this.tracker) throw new Error(`VM ${this.id} is ${this.state}`);
+    return this.tracker.acquire(
+      `vsock-listener-${port}`,
+      { kind: "socket", path: `${this.files.vsockUds}_${port}` },
+      () => VsockListener.listen(this.files.vsockUds, port),
+      (l) => l.close(),
+    );
+  }
+}

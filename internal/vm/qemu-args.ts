@@ -1,0 +1,148 @@
+/**
+ * QEMU's command line for a beetroot micro-VM, as a pure function of the VM's shape, so the flags
+ * can be read, tested and measured in one place. See docs/vm.md for why each flag is there.
+ */
+
+export type Accelerator = "kvm" | "tcg";
+
+export interface DiskSpec {
+  /** QEMU drive id and virtio-blk serial (the guest finds disks by /sys/block/vdX/serial). */
+  readonly id: string;
+  readonly path: string;
+  readonly readonly: boolean;
+}
+
+export interface QemuLayout {
+  readonly kernel: string;
+  readonly cmdline: string;
+  readonly accel: Accelerator;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  /** First disk is the guest's root (/dev/vda). */
+  readonly disks: readonly DiskSpec[];
+  readonly qmpSocket: string;
+  readonly consoleLog: string;
+  /** The vhost-user socket vhost-device-vsock listens on. */
+  readonly vhostUserSocket: string;
+  readonly guestCid: number;
+}
+
+const ID_RE = /^[A-Za-z0-9_-]{1,20}$/;
+
+/** QEMU option values use ',' as separator ("," must be doubled inside a value). */
+function optValue(v: string): string {
+  return v.replaceAll(",", ",,");
+}
+
+export function buildQemuArgs(l: QemuLayout): string[] {
+  if (l.disks.length === 0) throw new Error("a VM needs at least its root disk");
+  for (const d of l.disks) {
+    if (!ID_RE.test(d.id))
+      throw new Error(
+        `disk id ${JSON.stringify(d.id)} must match ${ID_RE} (virtio-blk serials hold 20 bytes)`,
+      );
+  }
+  if (new Set(l.disks.map((d) => d.id)).size !== l.disks.length) throw new Error("disk ids must be unique");
+  const machine = [
+    "microvm",
+    // No firmware option ROMs to load or run: the kernel is entered directly through PVH.
+    "x-option-roms=off",
+    // Legacy devices the guest does not need; each costs probing time in the kernel.
+    "rtc=off",
+    "pic=off",
+    "pit=off",
+    // ttyS0: the console.
+    "isa-serial=on",
+    "memory-backend=mem",
+  ].join(",");
+  const args = [
+    "-M",
+    machine,
+    "-accel",
+    l.accel === "tcg" ? "tcg,thread=multi" : "kvm",
+    "-cpu",
+    l.accel === "tcg" ? "max" : "host",
+    "-smp",
+    String(l.cpus),
+    "-m",
+    `${l.memoryMiB}M`,
+    // Guest RAM in a shared memfd: vhost-device-vsock maps it to reach the virtqueues.
+    "-object",
+    `memory-backend-memfd,id=mem,size=${l.memoryMiB}M,share=on`,
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    // A guest reboot or panic ends QEMU: the VM's life is one boot.
+    "-no-reboot",
+    "-kernel",
+    optValue(l.kernel),
+    "-append",
+    l.cmdline,
+    "-chardev",
+    `file,id=console,path=${optValue(l.consoleLog)}`,
+    "-serial",
+    "chardev:console",
+    "-qmp",
+    `unix:${optValue(l.qmpSocket)},server=on,wait=off`,
+    "-chardev",
+    `socket,id=vsock,path=${optValue(l.vhostUserSocket)}`,
+    "-device",
+    `vhost-user-vsock-device,chardev=vsock,guest-cid=${l.guestCid}`,
+  ];
+  for (const d of l.disks) {
+    args.push(
+      "-drive",
+      `file=${optValue(d.path)},if=none,id=${d.id},format=raw,readonly=${d.readonly ? "on" : "off"}`,
+      "-device",
+      `virtio-blk-device,drive=${d.id},serial=${d.id}`,
+    );
+  }
+  return args;
+}
+
+export interface GuestCmdline {
+  readonly hostname: string;
+  readonly port: number;
+  readonly hostTimeMs: number;
+  readonly dialTimeoutMs: number;
+  /** Host TSC rate: under TCG the guest reads the host's TSC, and calibrating it hangs microvm boots. */
+  readonly tscKhz: number | undefined;
+  readonly init: string;
+  /** Print the kernel log on the console (slower under TCG: every byte is an exit). */
+  readonly verbose: boolean;
+  readonly extra: readonly string[];
+}
+
+/**
+ * The kernel command line: the contract with vminitd (guest/vminitd/cmdline.ts reads the
+ * `beetroot.*` keys) plus kernel options that shorten a micro-VM boot.
+ */
+export function buildKernelCmdline(c: GuestCmdline): string {
+  for (const word of c.extra) {
+    if (/\s|"/.test(word))
+      throw new Error(`kernel command line word ${JSON.stringify(word)} contains spaces or quotes`);
+  }
+  const words = [
+    "console=ttyS0",
+    c.verbose ? "loglevel=7" : "quiet",
+    "root=/dev/vda",
+    "rootfstype=erofs",
+    "ro",
+    `init=${c.init}`,
+    // Reboot at once on panic; with -no-reboot QEMU then exits and the host sees the failure.
+    "panic=-1",
+    // The host's clock is the reference; the watchdog only costs time here.
+    "tsc=reliable",
+    "no_timer_check",
+    "cryptomgr.notests",
+    "8250.nr_uarts=1",
+    "random.trust_cpu=on",
+    ...(c.tscKhz ? [`tsc_early_khz=${c.tscKhz}`] : []),
+    `beetroot.port=${c.port}`,
+    `beetroot.hostname=${c.hostname}`,
+    `beetroot.time=${c.hostTimeMs}`,
+    `beetroot.dial_timeout_ms=${c.dialTimeoutMs}`,
+    ...c.extra,
+  ];
+  return words.join(" ");
+}

@@ -1,0 +1,93 @@
+import type { Socket } from "node:net";
+import type { InfoResponse } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import type { Ledger } from "../state/ledger.ts";
+import type { Client } from "../ttrpc/index.ts";
+import type { Accelerator, DiskSpec } from "./qemu-args.ts";
+import type { VmState } from "./state-machine.ts";
+import type { VsockListener } from "./vsock.ts";
+
+/**
+ * The seam between "a VM" and how it is made. The shim, the bench and the tests talk to `Vmm`
+ * and `Vm`; only launcher.ts knows about QEMU, vhost-device-vsock and their sockets.
+ */
+
+export interface VmSpec {
+  /** Unique among live VMs; becomes the guest's hostname and names the run dir and ledger owner. */
+  readonly id: string;
+  /** PVH vmlinux. */
+  readonly kernel: string;
+  /** The guest image (EROFS), mounted by the guest as its root from /dev/vda. */
+  readonly rootImage: string;
+  /** More disks after the root (container layers, scratch). */
+  readonly disks?: readonly DiskSpec[];
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  readonly accel: Accelerator;
+  /** Host TSC rate for `tsc_early_khz` (see internal/kernel/tsc.ts). */
+  readonly tscKhz: number | undefined;
+  /** From QEMU spawn until vminitd answers its first call. */
+  readonly bootTimeoutMs: number;
+  /** Guest init program (vminitd). */
+  readonly init?: string;
+  /** Kernel log on the console (slower under TCG). */
+  readonly verboseConsole?: boolean;
+  readonly kernelArgs?: readonly string[];
+  /** vsock port vminitd dials on the host. */
+  readonly guestPort?: number;
+  /**
+   * Record resources in this ledger instead of opening one for the VM (`vm-<id>`); the caller
+   * keeps ownership of it (the shim records its network resources in the same one).
+   */
+  readonly ledger?: Ledger;
+}
+
+/** Milliseconds from the QEMU spawn, as measured on the host, plus what the guest reports. */
+export interface BootTimings {
+  /** vhost-device-vsock spawned and listening: before QEMU, not part of `totalMs`. */
+  readonly vsockDaemonMs: number;
+  /** QEMU's QMP socket answered. */
+  readonly qmpReadyMs: number;
+  /** vminitd's dial-back accepted. */
+  readonly guestConnectedMs: number;
+  /** First TTRPC call (System.Info) answered: the VM is usable. */
+  readonly totalMs: number;
+  /** From the guest: CLOCK_BOOTTIME when vminitd started and when it began dialling, seconds. */
+  readonly guestVminitdStartS: number;
+  readonly guestReadyS: number;
+  /** Guest uptime at the Info answer: spawn→kernel entry ≈ totalMs − this. */
+  readonly guestUptimeAtInfoS: number;
+}
+
+export interface VmExit {
+  readonly state: "stopped" | "failed";
+  /** Why it failed (with the console tail), or undefined for a requested stop. */
+  readonly error?: Error;
+}
+
+export interface Vm {
+  readonly id: string;
+  readonly state: VmState;
+  readonly accel: Accelerator;
+  /** TTRPC client on vminitd's dial-back connection (services from api/gen/beetroot/guest/v1). */
+  readonly guest: Client;
+  /** What vminitd answered to the first Info call. */
+  readonly info: InfoResponse;
+  readonly timings: BootTimings;
+  readonly consoleLog: string;
+  /** Resolves once the VM is stopped or failed; never rejects. */
+  readonly exited: Promise<VmExit>;
+  onStateChange(listener: (to: VmState, from: VmState) => void): void;
+  /** Host → guest stream to a port vminitd listens on. */
+  connect(port: number, timeoutMs?: number): Promise<Socket>;
+  /** Listens for guest → host connections on `port` (e.g. stdio dial-back); closed with the VM. */
+  listen(port: number): Promise<VsockListener>;
+  /** Graceful: asks vminitd to power off, then QEMU to quit, then kills. Releases everything. */
+  stop(opts?: { timeoutMs?: number }): Promise<VmExit>;
+  /** Kills QEMU at once and releases everything. */
+  kill(): Promise<VmExit>;
+}
+
+export interface Vmm {
+  /** Boots a VM and resolves when vminitd answered; on failure everything is released first. */
+  launch(spec: VmSpec, opts?: { signal?: AbortSignal }): Promise<Vm>;
+}
