@@ -18,6 +18,10 @@ const commands: Record<string, Command> = {
     summary: "build guest assets: build kernel|guest|all",
     load: () => import("../../internal/assets/build-command.ts"),
   },
+  bench: {
+    summary: "measure: bench ttrpc|… [--json]",
+    load: () => import("../../internal/bench/command.ts"),
+  },
   gc: {
     summary: "release what crashed VMs/shims left behind (from the resource ledger)",
     load: () => import("../../internal/state/gc-command.ts"),

@@ -1,0 +1,36 @@
+/**
+ * `beetroot bench <suite>`: one dispatcher for every benchmark. Each suite lives with the code it
+ * measures and is loaded lazily; add a suite with one line in `suites`.
+ */
+type Main = (args: string[]) => Promise<number>;
+
+export const suites: Record<
+  string,
+  { readonly summary: string; readonly load: () => Promise<{ main: Main }> }
+> = {
+  ttrpc: {
+    summary: "TTRPC unary latency and streaming throughput: TS<->TS, TS<->Go, Go<->Go",
+    load: () => import("../ttrpc/bench/command.ts"),
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(suites).map((n) => n.length));
+  const lines = Object.entries(suites).map(([name, s]) => `  ${name.padEnd(width)}  ${s.summary}`);
+  return `usage: beetroot bench <suite> [--json] [suite options]\n\nsuites:\n${lines.join("\n")}\n`;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const suite = suites[name];
+  if (suite === undefined) {
+    process.stderr.write(`beetroot bench: unknown suite "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const { main: run } = await suite.load();
+  return run(rest);
+}
