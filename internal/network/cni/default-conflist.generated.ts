@@ -1,3 +1,3 @@
-// Generated from assets/cni/10-beetroot.conflist by internal/network/native/embed.test.ts (BEETROOT_UPDATE_EMBEDS=1). Do not edit.
+// Generated from assets/cni/10-beetroot.conflist (BEETROOT_UPDATE_EMBEDS=1 npx vitest run internal/network/native/embed.test.ts). Do not edit.
 export const defaultConflistText =
   '{\n  "cniVersion": "1.0.0",\n  "name": "beetroot",\n  "plugins": [\n    {\n      "type": "bridge",\n      "bridge": "beetroot0",\n      "isGateway": true,\n      "ipMasq": true,\n      "hairpinMode": true,\n      "ipam": {\n        "type": "host-local",\n        "ranges": [[{ "subnet": "10.123.0.0/16" }]],\n        "routes": [{ "dst": "0.0.0.0/0" }]\n      }\n    },\n    {\n      "type": "portmap",\n      "capabilities": { "portMappings": true }\n    }\n  ]\n}\n';
