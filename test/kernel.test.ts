@@ -39,6 +39,8 @@ mkdir -p /dev/binderfs
 mount -t binder binder /dev/binderfs && echo "BEETROOT-BINDERFS $(ls /dev/binderfs | tr '\\n' ' ')"
 mkdir -p /sys/fs/cgroup
 mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo "BEETROOT-CGROUP2 $(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "BEETROOT-DMAHEAP $(ls /dev/dma_heap)"
+echo "BEETROOT-PSI $(ls /proc/pressure | tr '\\n' ' ')"
 echo "BEETROOT-FS $(grep -oE 'erofs|overlay|ext4|fuse$|tmpfs|binder' /proc/filesystems | tr '\\n' ' ')"
 ls /dev/vport* /dev/vda 2>/dev/null
 echo BEETROOT-DONE
@@ -112,6 +114,9 @@ describe.skipIf(reason !== undefined)("guest kernel boots under QEMU TCG", () =>
       expect(binderfs, out).toContain(dev);
     const controllers = tagged("BEETROOT-CGROUP2")[0]?.split(" ") ?? [];
     for (const c of ["cpuset", "cpu", "io", "memory", "pids"]) expect(controllers, out).toContain(c);
+    expect(tagged("BEETROOT-DMAHEAP")).toEqual(["system"]);
+    for (const p of ["cpu", "io", "memory"])
+      expect(tagged("BEETROOT-PSI")[0]?.split(" ") ?? [], out).toContain(p);
     const fs = tagged("BEETROOT-FS")[0]?.split(" ") ?? [];
     for (const f of ["erofs", "overlay", "ext4", "tmpfs", "binder", "fuse"]) expect(fs, out).toContain(f);
   });

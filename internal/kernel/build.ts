@@ -293,6 +293,8 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<BuildKernel
     : undefined;
   const jobs = opts.jobs ?? availableParallelism();
   log(`compiling with ${jobs} job(s)${expected ? "" : " (first build: ~11 min on 2 cores)"}`);
+  // Only a build from an empty O= directory says how many steps a full build takes.
+  const fresh = !existsSync(join(tree.outDir, "vmlinux"));
   const made = await runMake([`O=${tree.outDir}`, `-j${jobs}`, "vmlinux"], tree.dir, logFile, {
     ...(expected !== undefined ? { expected } : {}),
     log,
@@ -306,8 +308,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<BuildKernel
     );
   }
   // Remember the size of a full build for the next cold build's percentage.
-  if (!expected || made.steps > expected / 2)
-    writeFileSync(statsFile, JSON.stringify({ steps: Math.max(made.steps, expected ?? 0) }));
+  if (fresh) writeFileSync(statsFile, JSON.stringify({ steps: made.steps }));
 
   const built = join(tree.outDir, "vmlinux");
   const release = readFileSync(join(tree.outDir, "include/config/kernel.release"), "utf8").trim();
