@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { beetrootPaths } from "../internal/config/paths.ts";
+import { SetupError } from "../internal/hostdeps/errors.ts";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
+import { createPrivateApt } from "../internal/hostdeps/private-apt.ts";
 import { runSetup } from "../internal/hostdeps/setup.ts";
 
 /**
@@ -66,5 +68,21 @@ describe.skipIf(reason !== undefined)("beetroot setup on this host", () => {
     expect(String(mk.all)).toMatch(/mkfs\.erofs.*1\.(8|9)/);
     const fsck = await execa(deps.erofs.fsckErofs, [img], { reject: false, all: true });
     expect(fsck.exitCode, String(fsck.all)).toBe(0);
+  });
+
+  it("reports an unreachable mirror with the suite, the URI and what to do", async () => {
+    const apt = createPrivateApt({
+      cacheDir: mkdtempSync(join(tmpdir(), "beetroot-apt-")),
+      // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+      mirror: { uri: "http://127.0.0.1:9/debian", origin: "test" },
+      suite: "trixie",
+      arch: "amd64",
+    });
+    const err = await apt.update(() => {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SetupError);
+    expect((err as SetupError).what).toMatch(
+      /apt-get update of trixie from http:\/\/127\.0\.0\.1:9\/debian failed/,
+    );
+    expect((err as SetupError).remedy).toMatch(/reachable .*npx beetroot setup --refresh/);
   });
 });
