@@ -3,11 +3,15 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
+import { createLogger } from "../internal/log/logger.ts";
 import { type LoadedConfList, parseConfText } from "../internal/network/cni/config.ts";
 import { CniRuntime } from "../internal/network/cni/invoke.ts";
 import { loadNativeNet, type NativeNet } from "../internal/network/native/addon.ts";
 import { Rtnl } from "../internal/network/netlink/rtnl.ts";
 import { NETNS_DIR } from "../internal/network/netns.ts";
+import { networkReleasers } from "../internal/network/releasers.ts";
+import { collectGarbage } from "../internal/state/gc.ts";
+import { basicReleasers } from "../internal/state/releasers.ts";
 
 /**
  * Shared pieces of the network integration tests: private CNI networks (own bridge, own
@@ -161,4 +165,15 @@ export function scratchDir(tag: string): string {
   const d = mkdtempSync(join(tmpdir(), `beetroot-net-${tag}-`));
   mkdirSync(d, { recursive: true });
   return d;
+}
+
+/** Releases whatever the test ledgers under libDir still list (after a failed test). */
+export async function gcTestLedgers(libDir: string): Promise<void> {
+  const sweeps = await collectGarbage({
+    paths: { cacheDir: "", prefixDir: "", assetsDir: "", libDir, runDir: "", configFile: "" },
+    releasers: { ...basicReleasers(), ...networkReleasers() },
+    log: createLogger({ fd: null }),
+  });
+  const failed = sweeps.flatMap((s) => s.failed);
+  if (failed.length > 0) console.warn(`test gc could not release: ${JSON.stringify(failed)}`);
 }
