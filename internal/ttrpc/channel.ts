@@ -24,6 +24,8 @@ const COPY_LIMIT = 16 * 1024;
 
 const resolved = Promise.resolve();
 const WRITE_PRESSURE = Symbol("write-pressure");
+const YIELD = Symbol("yield");
+const DISPATCH_BATCH = 64;
 
 /**
  * One TTRPC connection's byte-level half: frames in, frames out, backpressure both ways.
@@ -40,6 +42,7 @@ export class Channel {
   private closeError: Error | undefined;
   private done = false;
   private closeNotified = false;
+  private dispatching = false;
 
   constructor(
     private readonly stream: Duplex,
@@ -144,6 +147,9 @@ export class Channel {
 
   resume(reason: unknown): void {
     if (!this.pauseReasons.delete(reason)) return;
+    if (this.pauseReasons.size !== 0 || this.done) return;
+    // Frames already read come first; the socket is read again only if they did not re-pause us.
+    this.dispatch();
     if (this.pauseReasons.size === 0 && !this.done) this.stream.resume();
   }
 
@@ -162,18 +168,40 @@ export class Channel {
 
   private onData(chunk: Uint8Array): void {
     if (this.done) return;
+    this.decoder.append(chunk);
+    this.dispatch();
+  }
+
+  /**
+   * Hands complete frames to the handler until a pause reason appears. At most DISPATCH_BATCH
+   * frames per macrotask: handlers run and write between batches, so write pressure from a peer
+   * that does not read stops dispatch before one large read has started thousands of calls.
+   */
+  private dispatch(): void {
+    if (this.dispatching) return;
+    this.dispatching = true;
     try {
-      this.decoder.push(chunk, (ev: FrameEvent) => {
-        if (this.done) return;
+      let n = 0;
+      while (!this.done && this.pauseReasons.size === 0) {
+        if (n === DISPATCH_BATCH) {
+          this.pause(YIELD);
+          setImmediate(() => this.resume(YIELD));
+          break;
+        }
+        const ev: FrameEvent | undefined = this.decoder.next();
+        if (ev === undefined) break;
+        n++;
         if (ev.kind === "frame") this.handler.frame(ev.header, ev.payload);
         else this.handler.oversized(ev.header);
-      });
+      }
     } catch (err) {
       // A bug in a frame handler must cost this connection, never the process.
       this.logger.error("ttrpc: internal error handling frame; closing connection", {
         error: errorText(err),
       });
       this.destroy(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.dispatching = false;
     }
   }
 

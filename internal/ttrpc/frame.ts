@@ -73,7 +73,13 @@ export class FrameDecoder {
     return this.buffered > 0 || this.header !== null || this.discarding > 0;
   }
 
+  /** Convenience for tests: append and emit every complete frame. */
   push(chunk: Uint8Array, emit: (event: FrameEvent) => void): void {
+    this.append(chunk);
+    for (let ev = this.next(); ev !== undefined; ev = this.next()) emit(ev);
+  }
+
+  append(chunk: Uint8Array): void {
     let data = chunk;
     if (this.discarding > 0) {
       const n = Math.min(this.discarding, data.byteLength);
@@ -83,33 +89,35 @@ export class FrameDecoder {
     if (data.byteLength === 0) return;
     this.chunks.push(data);
     this.buffered += data.byteLength;
+  }
 
-    for (;;) {
-      if (this.header === null) {
-        if (this.buffered < HEADER_LENGTH) return;
-        const raw = this.take(HEADER_LENGTH);
-        const view = new DataView(raw.buffer, raw.byteOffset, HEADER_LENGTH);
-        const header: FrameHeader = {
-          length: view.getUint32(0),
-          streamId: view.getUint32(4),
-          type: view.getUint8(8),
-          flags: view.getUint8(9),
-        };
-        if (header.length > this.maxPayload) {
-          const skipNow = Math.min(header.length, this.buffered);
-          this.skip(skipNow);
-          this.discarding = header.length - skipNow;
-          emit({ kind: "oversized", header });
-          if (this.discarding > 0) return;
-          continue;
-        }
-        this.header = header;
+  /**
+   * The next complete frame (or oversized announcement), or undefined until more bytes arrive.
+   * Pulling instead of pushing lets the connection stop mid-chunk when it must apply backpressure.
+   */
+  next(): FrameEvent | undefined {
+    if (this.header === null) {
+      if (this.discarding > 0 || this.buffered < HEADER_LENGTH) return undefined;
+      const raw = this.take(HEADER_LENGTH);
+      const view = new DataView(raw.buffer, raw.byteOffset, HEADER_LENGTH);
+      const header: FrameHeader = {
+        length: view.getUint32(0),
+        streamId: view.getUint32(4),
+        type: view.getUint8(8),
+        flags: view.getUint8(9),
+      };
+      if (header.length > this.maxPayload) {
+        const skipNow = Math.min(header.length, this.buffered);
+        this.skip(skipNow);
+        this.discarding = header.length - skipNow;
+        return { kind: "oversized", header };
       }
-      if (this.buffered < this.header.length) return;
-      const header = this.header;
-      this.header = null;
-      emit({ kind: "frame", header, payload: this.take(header.length) });
+      this.header = header;
     }
+    if (this.buffered < this.header.length) return undefined;
+    const header = this.header;
+    this.header = null;
+    return { kind: "frame", header, payload: this.take(header.length) };
   }
 
   /** Removes exactly n buffered bytes; zero-copy when they sit in one chunk. */
