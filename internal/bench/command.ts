@@ -12,6 +12,10 @@ export const suites: Record<
     summary: "TTRPC unary latency and streaming throughput: TS<->TS, TS<->Go, Go<->Go",
     load: () => import("../ttrpc/bench/command.ts"),
   },
+  net: {
+    summary: "pod network: setup/teardown, host<->container TCP throughput and RTT (veth, TAP+QEMU, TCG VM)",
+    load: () => import("../network/bench/command.ts"),
+  },
 };
 
 function usage(): string {
