@@ -89,7 +89,6 @@ export class CniRuntime {
       if (on && rt.capabilityArgs?.[cap] !== undefined) runtimeConfig[cap] = rt.capabilityArgs[cap];
     }
     if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
-    delete conf.capabilities;
     return JSON.stringify(conf);
   }
 
