@@ -1,6 +1,7 @@
 // Bundles every entry point with esbuild. Each target names its platform: the operator CLI and the
 // shim run on Node 20, vminitd runs on Bun inside the guest.
 import { build } from "esbuild";
+import { shimTarget } from "../cmd/containerd-shim-beetroot-v1/build.mjs";
 
 const nodeBanner = [
   "#!/usr/bin/env node",
@@ -29,6 +30,7 @@ export const targets = [
     external: ["bun:ffi"],
     sourcemap: false,
   },
+  shimTarget,
 ];
 
 const only = process.argv[2];

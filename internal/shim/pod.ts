@@ -48,10 +48,16 @@ export interface PodManager {
   readonly podCount: number;
 }
 
-/** Ledger owner of a pod's VM: stable from namespace + pod id, so `delete` finds it after a crash. */
-export function vmOwnerFor(namespace: string, podId: string): string {
-  return `vm-${createHash("sha256").update(`${namespace}/${podId}`).digest("hex").slice(0, 32)}`;
+/**
+ * The VM id of a pod: stable from namespace + pod id, so `delete` finds the VM's ledger
+ * (`vm-<id>`) after a crash; short and plain because it also is the guest's hostname.
+ */
+export function podVmId(namespace: string, podId: string): string {
+  return `pod-${createHash("sha256").update(`${namespace}/${podId}`).digest("hex").slice(0, 24)}`;
 }
+
+/** The ledger owner the VM launcher records a VM's host resources under. */
+export const vmLedgerOwner = (vmId: string): string => `vm-${vmId}`;
 
 /** Guest → host vsock ports for stdio start here; below are the fixed service ports. */
 const FIRST_STDIO_PORT = 20_000;
@@ -156,7 +162,7 @@ export class VmPodManager implements PodManager {
       let vm: Vm;
       try {
         vm = await this.opts.vmm.launch({
-          owner: vmOwnerFor(req.namespace, podId),
+          id: podVmId(req.namespace, podId),
           cpus: size.cpus,
           memoryMib: size.memoryMib,
           disks: rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),

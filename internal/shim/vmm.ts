@@ -11,8 +11,8 @@ export interface VmDisk {
 }
 
 export interface VmRequest {
-  /** Ledger owner for everything the VM creates on the host (see internal/state). */
-  readonly owner: string;
+  /** VM id: names its run dir and its resource ledger (`vm-<id>`, see internal/state). */
+  readonly id: string;
   readonly cpus: number;
   readonly memoryMib: number;
   readonly disks: readonly VmDisk[];

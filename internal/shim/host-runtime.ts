@@ -1,0 +1,39 @@
+import { existsSync } from "node:fs";
+import { beetrootPaths } from "../config/paths.ts";
+import { loadHostDeps } from "../hostdeps/index.ts";
+import type { Logger } from "../log/logger.ts";
+import { networkReleasers } from "../network/releasers.ts";
+import { basicReleasers, type Releasers } from "../state/releasers.ts";
+import { LayerCache } from "../storage/layer-cache.ts";
+import { ErofsMountTranslator } from "../storage/translator.ts";
+import { QemuVmmAdapter } from "./qemu-vmm.ts";
+import type { HostRuntime } from "./serve.ts";
+
+const SYSTEM_MKFS_EROFS = "/usr/bin/mkfs.erofs";
+
+/** mkfs.erofs from `beetroot setup` (≥ 1.8), else the system's: plain directory images need no more. */
+function mkfsErofs(): string {
+  try {
+    return loadHostDeps().mkfsErofs;
+  } catch {
+    if (existsSync(SYSTEM_MKFS_EROFS)) return SYSTEM_MKFS_EROFS;
+    throw new Error("no mkfs.erofs: run `npx beetroot setup`");
+  }
+}
+
+/** The production wiring of the shim server: QEMU VMs, EROFS layer disks cached under cacheDir. */
+export function createHostRuntime(log: Logger): HostRuntime {
+  const paths = beetrootPaths();
+  return {
+    vmm: new QemuVmmAdapter(log, paths),
+    storage: new ErofsMountTranslator({
+      cache: new LayerCache({ cacheDir: paths.cacheDir, mkfsErofs: mkfsErofs(), log }),
+      log,
+    }),
+  };
+}
+
+/** What `delete` may release from a dead shim's ledgers: processes, files, mounts and the pod network. */
+export function deleteReleasers(): Releasers {
+  return { ...basicReleasers(), ...networkReleasers() };
+}

@@ -1,0 +1,108 @@
+import { closeSync, unlinkSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createLogger, type Logger } from "../log/logger.ts";
+import type { MountTranslator } from "../storage/types.ts";
+import { Server } from "../ttrpc/server.ts";
+import { errorMessage } from "./errors.ts";
+import { EventPublisher } from "./events.ts";
+import type { ShimFlags } from "./flags.ts";
+import { TtrpcEventForwarder } from "./forwarder.ts";
+import { openLogFifo } from "./log-fifo.ts";
+import { VmPodManager } from "./pod.ts";
+import { RUNTIME_NAME, SHIM_VERSION } from "./runtime-info.ts";
+import { ensureSocketDir, READY_FD_ENV } from "./start.ts";
+import { attachStdio } from "./stdio.ts";
+import { registerTaskApi } from "./task-api.ts";
+import { TaskService } from "./task-service.ts";
+import type { Vmm } from "./vmm.ts";
+
+/** What the server builds its VMs and rootfs disks with; production wires QEMU and EROFS. */
+export interface HostRuntime {
+  readonly vmm: Vmm;
+  readonly storage: MountTranslator;
+}
+
+export type HostRuntimeFactory = (log: Logger) => HostRuntime;
+
+function reportReady(fd: number | undefined, line: string): void {
+  if (fd === undefined) return;
+  try {
+    writeSync(fd, line);
+    closeSync(fd);
+  } catch {
+    // `start` gave up waiting and is gone; nothing to tell.
+  }
+}
+
+/**
+ * The long-lived shim: serves the Task API on the socket `start` chose, publishes events to
+ * containerd, logs to the bundle's `log` FIFO, and exits after a Shutdown that finds no task left.
+ */
+export async function runServer(opts: {
+  flags: ShimFlags;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  host: HostRuntimeFactory;
+}): Promise<void> {
+  const { flags, env } = opts;
+  const readyFd = env[READY_FD_ENV] ? Number(env[READY_FD_ENV]) : undefined;
+  const bundle = flags.bundle || opts.cwd;
+  const log = createLogger({
+    fd: openLogFifo(join(bundle, "log")),
+    level: flags.debug ? "debug" : "info",
+    fields: { runtime: RUNTIME_NAME, namespace: flags.namespace },
+  });
+
+  let server: Server | undefined;
+  try {
+    if (flags.socket === "") throw new Error("-socket is required to serve");
+    if (flags.namespace === "") throw new Error("shim namespace cannot be empty");
+    const host = opts.host(log);
+    const publisher = new EventPublisher({
+      forwarder: new TtrpcEventForwarder(env.TTRPC_ADDRESS ?? ""),
+      namespace: flags.namespace,
+      log,
+    });
+    const pods = new VmPodManager({ vmm: host.vmm, storage: host.storage, log });
+    let exiting: Promise<void> | undefined;
+    const shutdown = (reason: string): Promise<void> => {
+      exiting ??= (async () => {
+        log.info("shim exiting", { reason });
+        await server?.close({ graceful: true, timeoutMs: 2_000 }).catch(() => {});
+        await pods.shutdown();
+        await publisher.close(3_000);
+        try {
+          unlinkSync(flags.socket);
+        } catch {}
+        process.exit(0);
+      })();
+      return exiting;
+    };
+    const svc = new TaskService({
+      pods,
+      publisher,
+      attachStdio,
+      namespace: flags.namespace,
+      log,
+      shimPid: process.pid,
+      version: SHIM_VERSION,
+      onShutdown: () => void shutdown("Shutdown with no task left"),
+    });
+
+    server = new Server({ logger: log });
+    registerTaskApi(server, svc);
+    ensureSocketDir(dirname(flags.socket));
+    await server.listen(flags.socket, { mode: 0o600 });
+
+    process.on("SIGTERM", () => void shutdown("SIGTERM"));
+    process.on("SIGINT", () => void shutdown("SIGINT"));
+    process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: errorMessage(err) }));
+    log.info("shim serving", { socket: flags.socket, pid: process.pid, version: SHIM_VERSION, id: flags.id });
+    reportReady(readyFd, "ok\n");
+  } catch (err) {
+    log.error("shim failed to start", { error: errorMessage(err) });
+    reportReady(readyFd, `error: ${errorMessage(err)}\n`);
+    await server?.close({ graceful: false }).catch(() => {});
+    process.exitCode = 1;
+  }
+}
