@@ -1,5 +1,6 @@
 import { NetworkError } from "./errors.ts";
 import type { GuestNetworkConfig } from "./guest-config.ts";
+import { IFF_UP } from "./netlink/constants.ts";
 import { parsePrefix } from "./netlink/ip.ts";
 import type { Rtnl } from "./netlink/rtnl.ts";
 
@@ -18,6 +19,11 @@ export function applyGuestNetworkConfig(rtnl: Rtnl, config: GuestNetworkConfig):
     const link = links.find((l) => l.mac === want.mac);
     if (!link) throw new NetworkError("NotFound", `no NIC with MAC ${want.mac} for ${want.name}`);
     indexByName.set(want.name, link.index);
+    if (link.name !== want.name) {
+      // Renaming needs the link down; a NIC fresh from boot is.
+      if ((link.flags & IFF_UP) !== 0) rtnl.setUp(link, false);
+      rtnl.setName(link, want.name);
+    }
     if (link.mtu !== want.mtu) rtnl.setMtu(link, want.mtu);
     for (const a of want.addresses) rtnl.addAddress(link, a, { noDad: parsePrefix(a).family === 6 });
     rtnl.setUp(link);

@@ -75,6 +75,13 @@ export const linkRequests = {
     header: ifinfomsg({ index }),
     attrs: [attr.u32(C.IFLA_MTU, mtu)],
   }),
+  /** The link must be down. */
+  setName: (index: number, name: string): Request => ({
+    type: C.RTM_NEWLINK,
+    flags: C.NLM_F_REQUEST | C.NLM_F_ACK,
+    header: ifinfomsg({ index }),
+    attrs: [attr.str(C.IFLA_IFNAME, name)],
+  }),
   setMac: (index: number, mac: string): Request => ({
     type: C.RTM_NEWLINK,
     flags: C.NLM_F_REQUEST | C.NLM_F_ACK,

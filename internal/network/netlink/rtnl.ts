@@ -12,7 +12,7 @@ import {
   type RouteSpec,
   routeRequests,
 } from "./route.ts";
-import { NetlinkError, RtNetlinkSocket } from "./socket.ts";
+import { NetlinkError, type NetlinkTransport, RtNetlinkSocket } from "./socket.ts";
 import { parseTcObject, type TcObject, tcRequests } from "./tc.ts";
 
 /**
@@ -24,6 +24,11 @@ export class Rtnl {
 
   static open(native: NativeNet, netnsPath = ""): Rtnl {
     return new Rtnl(RtNetlinkSocket.open(native, netnsPath));
+  }
+
+  /** Over another transport (the guest's Bun FFI socket). */
+  static over(transport: NetlinkTransport): Rtnl {
+    return new Rtnl(new RtNetlinkSocket(transport));
   }
 
   /** Opens, runs fn, closes. */
@@ -71,6 +76,10 @@ export class Rtnl {
 
   setMtu(link: Link, mtu: number): void {
     this.sock.request(linkRequests.setMtu(link.index, mtu), this.where(`set ${link.name} mtu ${mtu}`));
+  }
+
+  setName(link: Link, name: string): void {
+    this.sock.request(linkRequests.setName(link.index, name), this.where(`rename ${link.name} to ${name}`));
   }
 
   setMac(link: Link, mac: string): void {

@@ -39,6 +39,32 @@ export class NetlinkError extends Error {
 export type Request = Omit<OutgoingMessage, "seq">;
 
 /**
+ * Moves datagrams to and from the kernel on a NETLINK_ROUTE socket that is already bound in
+ * the right namespace. On the host the Node addon provides it; in the guest, Bun FFI (see
+ * guest/network), so both run the same rtnetlink code.
+ */
+export interface NetlinkTransport {
+  /** Path of the namespace, for messages ("" = the caller's own). */
+  readonly netns: string;
+  send(datagram: Buffer): void;
+  /** The next datagram; throws (ETIMEDOUT) rather than block forever. */
+  recv(): Buffer;
+  close(): void;
+}
+
+export function nativeTransport(native: NativeNet, netnsPath = ""): NetlinkTransport {
+  const fd = native.netlinkSocket(netnsPath, NETLINK_ROUTE);
+  return {
+    netns: netnsPath,
+    send: (d) => {
+      native.netlinkSend(fd, d);
+    },
+    recv: () => native.netlinkRecv(fd),
+    close: () => native.close(fd),
+  };
+}
+
+/**
  * A NETLINK_ROUTE socket bound in one network namespace. Calls are synchronous: rtnetlink
  * answers a request before sendmsg returns, so a round trip costs microseconds, and a
  * synchronous API cannot interleave two callers' replies on one socket.
@@ -47,35 +73,35 @@ export class RtNetlinkSocket {
   private seq: number;
   private closed = false;
 
-  private constructor(
-    private readonly native: NativeNet,
-    private readonly fd: number,
-    readonly netns: string,
-  ) {
+  constructor(private readonly transport: NetlinkTransport) {
     this.seq = Math.floor(Math.random() * 0x7fffffff);
+  }
+
+  get netns(): string {
+    return this.transport.netns;
   }
 
   /** netnsPath "" = the caller's own namespace. */
   static open(native: NativeNet, netnsPath = ""): RtNetlinkSocket {
-    return new RtNetlinkSocket(native, native.netlinkSocket(netnsPath, NETLINK_ROUTE), netnsPath);
+    return new RtNetlinkSocket(nativeTransport(native, netnsPath));
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.native.close(this.fd);
+    this.transport.close();
   }
 
   private send(req: Request, flags: number): number {
     if (this.closed) throw new Error("netlink socket is closed");
     this.seq = (this.seq + 1) >>> 0;
-    this.native.netlinkSend(this.fd, encodeMessage({ ...req, flags: req.flags | flags, seq: this.seq }));
+    this.transport.send(encodeMessage({ ...req, flags: req.flags | flags, seq: this.seq }));
     return this.seq;
   }
 
   private *replies(seq: number, operation: string): Generator<NlMessage> {
     for (;;) {
-      const datagram = this.native.netlinkRecv(this.fd);
+      const datagram = this.transport.recv();
       for (const m of parseMessages(datagram)) {
         // Replies to an earlier request that timed out, or notifications: not ours.
         if (m.seq !== seq) continue;
