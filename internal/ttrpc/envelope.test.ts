@@ -4,18 +4,7 @@ import { describe, expect, it } from "vitest";
 import { StatusSchema } from "../../api/gen/google/rpc/status_pb.ts";
 import { KeyValueSchema, RequestSchema, ResponseSchema } from "../../api/gen/ttrpc/request_pb.ts";
 import { decodeRequest, decodeResponse, decodeStatus, encodeRequest, encodeResponse } from "./envelope.ts";
-
-/** Deterministic PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as rng } from "./testdata/prng.ts";
 
 const alphabet = "abcXYZ.-_/ é✓𝄞";
 function randomString(r: () => number, max: number): string {
