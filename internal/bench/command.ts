@@ -16,6 +16,11 @@ export const suites: Record<
     summary: "pod network: setup/teardown, host<->container TCP throughput and RTT (veth, TAP+QEMU, TCG VM)",
     load: () => import("../network/bench/command.ts"),
   },
+  run: {
+    summary:
+      "ctr run --rm true (beetroot vs runc), shim RSS, exec stdout throughput, on a private containerd",
+    load: () => import("../shim/bench/command.ts"),
+  },
 };
 
 function usage(): string {
