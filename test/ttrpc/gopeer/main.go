@@ -56,11 +56,26 @@ func main() {
 
 // ---- server ----------------------------------------------------------------------------------
 
+var (
+	patternsMu sync.Mutex
+	patterns   = map[uint32][]byte{}
+)
+
+// patternBytes returns n bytes of the pattern i & 0xff from a per-size cache, like the TS side.
 func patternBytes(n uint32) []byte {
+	patternsMu.Lock()
+	defer patternsMu.Unlock()
+	if b, ok := patterns[n]; ok {
+		return b
+	}
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = byte(i)
 	}
+	if len(patterns) > 64 {
+		patterns = map[uint32][]byte{}
+	}
+	patterns[n] = b
 	return b
 }
 
@@ -434,6 +449,9 @@ func bench(path string, args []string) error {
 	ctx := context.Background()
 	req := &Call{Payload: patternBytes(16)}
 	warm := unaryN / 10
+	if warm < 1000 {
+		warm = 1000
+	}
 	samples := make([]float64, 0, unaryN)
 	for i := 0; i < warm+unaryN; i++ {
 		var r Reply
