@@ -32,7 +32,7 @@ import {
 const reason = missingNetworkCapability();
 if (reason) console.warn(`network leak tests skipped: ${reason}`);
 
-const zero = { netns: 0, leases: 0, iptablesRules: 0, hostVethsOnBridge: 0 };
+const zero = { netns: 0, leases: 0, iptablesRules: 0, nftRules: 0, hostVethsOnBridge: 0 };
 const paths = (libDir: string) => ({
   cacheDir: "",
   prefixDir: "",
@@ -148,6 +148,7 @@ describe.skipIf(reason)("pod network leaves nothing behind", () => {
     expect(left.netns).toBe(1);
     expect(left.leases).toBe(1);
     expect(left.iptablesRules).toBeGreaterThan(0);
+    expect(left.nftRules).toBeGreaterThan(0);
     expect(made.address).toMatch(/^10\.124\.20\./);
 
     const log = createLogger({ fd: null });

@@ -104,9 +104,13 @@ export async function leakSnapshot(
     : 0;
   const rules = (await execa("iptables-save", [], { reject: false })).stdout.split("\n");
   const idRules = rules.filter((l) => ids.some((id) => l.includes(id)) || l.includes(net.name)).length;
+  // nft shows iptables-nft rules without their comments: count the ones naming the test range.
+  const nft = (await execa("nft", ["list", "ruleset"], { reject: false })).stdout.split("\n");
+  const rangePrefix = net.subnet.split(".").slice(0, 3).join(".");
+  const nftRules = nft.filter((l) => l.includes(`${rangePrefix}.`)).length;
   const links = (await execa("ip", ["-o", "link", "show"])).stdout.split("\n");
   const hostVeths = links.filter((l) => l.includes(`master ${net.bridge}`)).length;
-  return { netns, leases, iptablesRules: idRules, hostVethsOnBridge: hostVeths };
+  return { netns, leases, iptablesRules: idRules, nftRules, hostVethsOnBridge: hostVeths };
 }
 
 /** Runs a command inside a namespace (test tooling only; the product never shells out for this). */

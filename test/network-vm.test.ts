@@ -106,6 +106,7 @@ describe.skipIf(reason)("a TCG micro-VM on the pod network", () => {
       netns: 0,
       leases: 0,
       iptablesRules: 0,
+      nftRules: 0,
       hostVethsOnBridge: 0,
     });
   });

@@ -37,7 +37,7 @@ import {
 const reason = missingNetworkCapability() ?? (qemuBinary() ? undefined : "qemu-system-x86_64 is missing");
 if (reason) console.warn(`network integration tests skipped: ${reason}`);
 
-const zero = { netns: 0, leases: 0, iptablesRules: 0, hostVethsOnBridge: 0 };
+const zero = { netns: 0, leases: 0, iptablesRules: 0, nftRules: 0, hostVethsOnBridge: 0 };
 
 function request(host: string, port: number, payload = ""): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -106,15 +106,21 @@ export async function buildAddon(cacheDir = beetrootPaths().cacheDir): Promise<s
   return out;
 }
 
-let loaded: NativeNet | undefined;
+let loading: Promise<NativeNet> | undefined;
 
-/** The addon, building it first when needed. */
-export async function loadNativeNet(): Promise<NativeNet> {
-  if (loaded) return loaded;
+async function load(): Promise<NativeNet> {
   const explicit = process.env.BEETROOT_NET_ADDON;
   const path = explicit && explicit !== "" ? explicit : await buildAddon();
   if (!existsSync(path))
     throw new NetworkError("FailedPrecondition", `BEETROOT_NET_ADDON=${path} does not exist`);
-  loaded = dlopen(path);
-  return loaded;
+  return dlopen(path);
+}
+
+/** The addon, building it first when needed (once per process, however many callers race). */
+export function loadNativeNet(): Promise<NativeNet> {
+  loading ??= load().catch((err: unknown) => {
+    loading = undefined;
+    throw err;
+  });
+  return loading;
 }

@@ -49,6 +49,7 @@ describe("netlink requests are byte-identical to iproute2's", () => {
     ["filter-add-u32-mirred", tcRequests.addRedirect(3, 4, 1)],
     ["link-set-up", linkRequests.setUp(3, true)],
     ["link-set-mtu", linkRequests.setMtu(3, 1400)],
+    ["link-set-name", linkRequests.setName(3, "eth0")],
     ["link-set-address", linkRequests.setMac(3, "02:00:00:aa:bb:cc")],
     ["link-del", linkRequests.delete(4)],
     ["link-get-by-name", linkRequests.getByName("v0")],
