@@ -21,6 +21,7 @@ import {
   scratchDir,
   type TestNetwork,
   testNetwork,
+  withRtnl,
 } from "./network-support.ts";
 
 /**
@@ -162,6 +163,28 @@ describe.skipIf(reason)("pod network leaves nothing behind", () => {
     expect(await leakSnapshot(net, [id])).toEqual(zero);
     expect(await tapCount()).toBe(tapsBefore);
     expect(listOwners({ libDir })).toEqual([]);
+  });
+
+  it("a second setup of the same container is AlreadyExists and leaves the first one alone", async () => {
+    const ledger = await openLedger("net-twice", { libDir });
+    const id = `nettest-twice-${process.pid}`;
+    const first = createNetwork({ ledger, native: n, confList: net.conf });
+    const att = await first.setup(id, { kind: "managed" });
+    try {
+      const second = createNetwork({ ledger, native: n, confList: net.conf });
+      const e = await rejection(second.setup(id, { kind: "managed" }));
+      expect(e.code).toBe("AlreadyExists");
+      expect(e.message).toBe(`network namespace ${att.netns} already exists`);
+      expect((await ledger.list()).map((x) => x.resource.kind)).toEqual(["netns", "cni", "tap"]);
+      expect(await leakSnapshot(net, [id])).toMatchObject({ netns: 1, leases: 1 });
+      const stillThere = withRtnl(n, att.netns, (r) => r.link(att.nics[0]?.tap ?? ""));
+      expect(stillThere?.kind).toBe("tun");
+    } finally {
+      await first.teardown();
+    }
+    expect(await ledger.list()).toEqual([]);
+    await ledger.close();
+    expect(await leakSnapshot(net, [id])).toEqual(zero);
   });
 
   it("a broken CNI configuration is a precise InvalidArgument", () => {

@@ -190,8 +190,10 @@ class PodNetworkImpl implements Network {
       value = await create();
     } catch (err) {
       // Creation failed: whatever it managed to leave is undone by the same step, then forgotten.
+      // Except when the resource already existed: it is someone else's, and must be left alone.
+      const foreign = err instanceof NetworkError && err.code === "AlreadyExists";
       this.cleanup.push(`${label} (failed create)`, async () => {
-        await undo(undefined);
+        if (!foreign) await undo(undefined);
         await this.opts.ledger.release(id);
       });
       throw err;
