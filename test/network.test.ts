@@ -160,6 +160,13 @@ describe.skipIf(reason)("pod network (managed mode, CNI + TAP + tc redirect)", (
         "# written by beetroot from the pod network's DNS settings\nnameserver 10.124.0.53\nsearch pod.test\noptions ndots:2\n",
       );
       expect((await l.list()).map((e) => e.resource.kind)).toEqual(["netns", "cni", "tap"]);
+      // CNI CHECK with the ADD result still passes with the TAP spliced in (eth0 keeps its state).
+      if (!att.cniResult) throw new Error("no CNI result");
+      await new CniRuntime().check(
+        net.conf.list,
+        { containerId: id, netns: att.netns, ifname: "eth0" },
+        att.cniResult,
+      );
 
       const vm = await standInVm(n, att, "e2e");
       try {
