@@ -199,6 +199,38 @@ describe("containerd-shim-beetroot-v1 protocol", () => {
     await waitGone(pid);
   });
 
+  it("refuses bad Create requests precisely and leaves nothing behind", async () => {
+    const b = bundle("bad");
+    const r = await shim(startArgs("bad"), { cwd: b });
+    const path = (JSON.parse(Buffer.from(r.stdout).toString()).address as string).slice("unix://".length);
+    const pid = Number(readFileSync(join(b, "shim.pid"), "utf8"));
+    const client = await Client.connect(path);
+    const task = client.service(TaskV3);
+    const empty = join(dir, "bundles", "no-config");
+    mkdirSync(empty, { recursive: true });
+    await expect(task.create({ id: "x1", bundle: empty })).rejects.toMatchObject({
+      code: 3,
+      message: expect.stringMatching(/no-config has no config.json/),
+    });
+    await expect(
+      task.create({ id: "x2", bundle: b, rootfs: [{ type: "nfs", source: "srv:/export", options: [] }] }),
+    ).rejects.toMatchObject({
+      code: 3,
+      message: expect.stringContaining('unsupported rootfs mount type "nfs"'),
+    });
+    await expect(task.create({ id: "x3", bundle: b, checkpoint: "/tmp/cp" })).rejects.toMatchObject({
+      code: 12,
+    });
+    await expect(task.start({ id: "x1" })).rejects.toMatchObject({ code: 5 });
+    await expect(task.kill({ id: "bad", execId: "nope", signal: 9 })).rejects.toMatchObject({ code: 5 });
+    // Nothing was created: no VM process under the shim, and Shutdown lets it exit at once.
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+    expect(children).toBe("");
+    await task.shutdown({ id: "bad" });
+    await client.close();
+    await waitGone(pid);
+  });
+
   it("fails start precisely (stderr, exit 1, empty stdout) for a bundle without config.json", async () => {
     const b = join(dir, "bundles", "empty");
     mkdirSync(b, { recursive: true });
