@@ -4,7 +4,7 @@
  * kind, errors with details, metadata, deadlines, cancellation and payloads near the 4 MiB limit.
  * TS<->TS runs the same scenarios as the reference.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { prepareGoPeer } from "../../internal/ttrpc/bench/go-peer.ts";
 import { Code } from "../../internal/ttrpc/codes.ts";
 import { patternBytes } from "../../internal/ttrpc/testdata/interop-service.ts";
@@ -174,7 +174,7 @@ describe.skipIf(!prep.ok)(
         it("client streaming: error status ends the call", async () => {
           const out = await driver.run({
             kind: "client_stream",
-            calls: [{}, { failCode: Code.AlreadyExists, failMessage: "dup" }, {}],
+            calls: [{}, {}, { failCode: Code.AlreadyExists, failMessage: "dup" }],
           });
           expect(out.code).toBe(Code.AlreadyExists);
           expect(out.message).toBe("dup");

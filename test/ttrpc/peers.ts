@@ -48,6 +48,8 @@ export interface Driver {
 export interface PeerServer {
   readonly name: string;
   readonly path: string;
+  /** Why the server process died on its own (stderr), if it did. */
+  crashed(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -64,6 +66,7 @@ export async function startTsServer(): Promise<PeerServer> {
   return {
     name: "ts",
     path,
+    crashed: () => undefined,
     async close() {
       await server.close({ graceful: false });
       cleanup();
@@ -91,10 +94,13 @@ export async function startGoServer(binary: string): Promise<PeerServer> {
     lines.once("line", (l) => (l === "READY" ? resolve() : reject(new Error(`gopeer serve said ${l}`))));
     child.once("exit", (code) => reject(new Error(`gopeer serve exited ${code}: ${stderr}`)));
   });
+  let stopping = false;
   return {
     name: "go",
     path,
+    crashed: () => (!stopping && child.exitCode !== null ? `exit ${child.exitCode}: ${stderr}` : undefined),
     async close() {
+      stopping = true;
       child.kill("SIGTERM");
       await waitExit(child);
       cleanup();

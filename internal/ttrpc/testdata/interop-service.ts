@@ -84,8 +84,10 @@ export const interopImpl: ServiceImpl<typeof Interop> = {
       count++;
       bytes += BigInt(call.payload.byteLength);
       last = call;
-      if (call.failCode !== 0 || call.throwMessage !== "") await answer(call, ctx, count);
     }
+    // Knobs (failure included) come from the last message and apply once the input has ended:
+    // failing earlier would make the client's remaining Data frames hit a finished stream, which
+    // crashes containerd/ttrpc's Go server (see docs/ttrpc.md).
     const reply = last
       ? await answer({ ...last, payload: new Uint8Array(0) } as Call, ctx, count)
       : create(ReplySchema);

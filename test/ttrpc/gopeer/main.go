@@ -173,11 +173,6 @@ func serviceDesc() *ttrpc.ServiceDesc {
 						count++
 						bytes += uint64(len(c.Payload))
 						last = c
-						if c.FailCode != 0 || c.ThrowMessage != "" {
-							if _, err := answer(ctx, c, count); err != nil {
-								return nil, err
-							}
-						}
 					}
 					r := &Reply{DeadlineRemainingMs: -1}
 					if last != nil {
