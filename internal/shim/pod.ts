@@ -43,6 +43,8 @@ export interface PodManager {
   prepare(req: PrepareRequest): Promise<ContainerSandbox>;
   /** Called when a VM died underneath its containers (crash, OOM-kill of QEMU, SIGKILL). */
   onVmExit(handler: (podId: string, members: readonly string[]) => void): void;
+  /** Out-of-memory kills the guest reports for a container (from its Events stream). */
+  onOom(handler: (containerId: string) => void): void;
   /** Powers every VM off. */
   shutdown(): Promise<void>;
   readonly podCount: number;
@@ -94,6 +96,7 @@ export class VmPodManager implements PodManager {
   private readonly pods = new Map<string, Pod>();
   private readonly pending = new Map<string, Promise<Pod>>();
   private vmExitHandler: (podId: string, members: readonly string[]) => void = () => {};
+  private oomHandler: (containerId: string) => void = () => {};
 
   constructor(private readonly opts: PodManagerOptions) {}
 
@@ -103,6 +106,10 @@ export class VmPodManager implements PodManager {
 
   onVmExit(handler: (podId: string, members: readonly string[]) => void): void {
     this.vmExitHandler = handler;
+  }
+
+  onOom(handler: (containerId: string) => void): void {
+    this.oomHandler = handler;
   }
 
   async prepare(req: PrepareRequest): Promise<ContainerSandbox> {
@@ -235,7 +242,25 @@ export class VmPodManager implements PodManager {
     };
   }
 
+  /**
+   * The guest's event stream carries OOM kills (exits are followed per process with Wait, which needs
+   * no stream). A guest without the stream answers Unimplemented: then there are no OOM events.
+   */
+  private followGuestEvents(pod: Pod): void {
+    void (async () => {
+      try {
+        for await (const ev of pod.vm.guest.task.events({})) {
+          if (ev.event.case === "oom") this.oomHandler(ev.event.value.id);
+        }
+      } catch (err) {
+        if (!pod.stopping)
+          this.opts.log.debug("guest event stream ended", { pod: pod.id, error: errorMessage(err) });
+      }
+    })();
+  }
+
   private watchVm(pod: Pod): void {
+    this.followGuestEvents(pod);
     void pod.vm.exited.then(() => {
       if (this.pods.get(pod.id) !== pod) return;
       this.pods.delete(pod.id);

@@ -395,6 +395,14 @@ describe("TaskService", () => {
     expect(topics("v").at(-1)).toBe("/tasks/delete");
   });
 
+  it("publishes the guest's OOM kills as /tasks/oom", async () => {
+    await createTask("oom", ["sleep"]);
+    await svc.start(create(StartRequestSchema, { id: "oom" }));
+    vmm.vms[0]!.emitOom("oom");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(topics("oom")).toEqual(["/tasks/create", "/tasks/start", "/tasks/oom"]);
+  });
+
   it("puts CRI containers of one pod into the sandbox's VM", async () => {
     const sandbox = { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod1" };
     const app = { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "pod1" };

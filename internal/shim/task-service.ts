@@ -109,6 +109,11 @@ export class TaskService {
 
   constructor(private readonly deps: TaskServiceDeps) {
     deps.pods.onVmExit((podId, members) => this.onVmLost(podId, members));
+    deps.pods.onOom((id) => {
+      if (!this.containers.has(id)) return;
+      this.deps.log.warn("container OOM-killed in the guest", { id });
+      this.deps.publisher.publish("/tasks/oom", { containerId: id });
+    });
   }
 
   get containerCount(): number {

@@ -16,6 +16,8 @@ import {
   StartResponseSchema,
   StateResponseSchema,
   StatsResponseSchema,
+  type TaskEvent,
+  TaskEventSchema,
   WaitResponseSchema,
 } from "../../../api/gen/beetroot/guest/v1/task_pb.ts";
 import { Code } from "../../ttrpc/codes.ts";
@@ -266,10 +268,7 @@ export class FakeVm implements Vm {
         this.check("stats");
         return create(StatsResponseSchema, { cgroup2Metrics: new Uint8Array([0x0a, 0x02, 0x08, 0x05]) });
       },
-      // biome-ignore lint/correctness/useYield: the fake offers no event stream, like an old guest
-      events: async function* () {
-        throw new TtrpcError(Code.Unimplemented, "fake: no event stream");
-      },
+      events: (_req) => this.eventStream(),
     },
     system: {
       info: async () => create(InfoResponseSchema, { vminitdVersion: "fake" }),
@@ -278,6 +277,29 @@ export class FakeVm implements Vm {
       selfTest: async () => create(SelfTestResponseSchema, { ok: true }),
     },
   };
+
+  private readonly pendingEvents: TaskEvent[] = [];
+  private wakeEvents: (() => void) | undefined;
+
+  /** Reports an OOM kill on the guest event stream, as vminitd does. */
+  emitOom(id: string): void {
+    this.pendingEvents.push(create(TaskEventSchema, { event: { case: "oom", value: { id } } }));
+    this.wakeEvents?.();
+  }
+
+  private async *eventStream(): AsyncGenerator<TaskEvent> {
+    while (!this.stopped) {
+      const next = this.pendingEvents.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      await new Promise<void>((r) => {
+        this.wakeEvents = r;
+      });
+    }
+    throw new TtrpcError(Code.Unavailable, "VM is gone");
+  }
 
   async listenVsock(port: number): Promise<VsockListener> {
     const path = join(this.dir, `vsock_${port}`);
@@ -307,6 +329,7 @@ export class FakeVm implements Vm {
         for (const s of [p.input, p.out, p.err]) s?.destroy();
         for (const w of p.waiters.splice(0)) w();
       }
+    this.wakeEvents?.();
     this.resolveExited();
   }
 
