@@ -258,3 +258,29 @@ describe("connection life", () => {
     cleanup();
   });
 });
+
+describe("server close with a deadline", () => {
+  it("cuts off handlers still running after timeoutMs; their signal aborts with Unavailable", async () => {
+    let reason: unknown;
+    pair = await startPair({
+      register: (s) =>
+        s.register(Interop, {
+          unary: (_req, ctx) =>
+            new Promise((_resolve, reject) => {
+              ctx.signal.addEventListener("abort", () => {
+                reason = ctx.signal.reason;
+                reject(ctx.signal.reason);
+              });
+            }),
+        }),
+    });
+    const p = pair.client.service(Interop).unary({});
+    await new Promise((r) => setTimeout(r, 20));
+    const started = Date.now();
+    await pair.server.close({ graceful: true, timeoutMs: 100 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect((await rejection(p)).code).toBe(Code.Unavailable);
+    expect((reason as TtrpcError).code).toBe(Code.Unavailable);
+  });
+});
