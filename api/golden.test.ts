@@ -1,7 +1,6 @@
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import golden from "./golden/golden.json" with { type: "json" };
 import { TaskExitSchema } from "./gen/containerd/events/task_pb.ts";
 import { BootstrapResultSchema } from "./gen/containerd/runtime/bootstrap/v1/bootstrap_pb.ts";
 import { ForwardRequestSchema } from "./gen/containerd/services/events/ttrpc/v1/events_pb.ts";
@@ -13,6 +12,7 @@ import {
 } from "./gen/containerd/task/v2/shim_pb.ts";
 import { EnvelopeSchema } from "./gen/containerd/types/event_pb.ts";
 import { RuntimeInfoSchema } from "./gen/containerd/types/introspection_pb.ts";
+import golden from "./golden/golden.json" with { type: "json" };
 
 // The same instant the Go generator (api/golden/gen.go) uses.
 const exitedAt = timestampFromDate(new Date(1700000000123));
@@ -33,9 +33,9 @@ const envelope = create(EnvelopeSchema, {
 
 describe("golden bytes produced by containerd's Go types", () => {
   it("DeleteResponse", () => {
-    expect(hex(DeleteResponseSchema, create(DeleteResponseSchema, { pid: 4242, exitStatus: 137, exitedAt }))).toBe(
-      golden.DeleteResponse,
-    );
+    expect(
+      hex(DeleteResponseSchema, create(DeleteResponseSchema, { pid: 4242, exitStatus: 137, exitedAt })),
+    ).toBe(golden.DeleteResponse);
   });
   it("TaskExit", () => {
     expect(hex(TaskExitSchema, taskExit)).toBe(golden.TaskExit);
@@ -58,11 +58,14 @@ describe("golden bytes produced by containerd's Go types", () => {
     expect(hex(CreateTaskRequestSchema, msg)).toBe(golden.CreateTaskRequest);
   });
   it("KillRequest and ConnectResponse", () => {
-    expect(hex(KillRequestSchema, create(KillRequestSchema, { id: "c1", execId: "e1", signal: 9, all: true }))).toBe(
-      golden.KillRequest,
-    );
     expect(
-      hex(ConnectResponseSchema, create(ConnectResponseSchema, { shimPid: 10, taskPid: 20, version: "v1.0.0" })),
+      hex(KillRequestSchema, create(KillRequestSchema, { id: "c1", execId: "e1", signal: 9, all: true })),
+    ).toBe(golden.KillRequest);
+    expect(
+      hex(
+        ConnectResponseSchema,
+        create(ConnectResponseSchema, { shimPid: 10, taskPid: 20, version: "v1.0.0" }),
+      ),
     ).toBe(golden.ConnectResponse);
   });
 });
@@ -74,7 +77,9 @@ describe("golden bytes derived from the protobuf spec", () => {
     const msg = create(BootstrapResultSchema, { version: 3, address: "unix:///s", protocol: "ttrpc" });
     // 08 03 | 12 09 "unix:///s" | 1a 05 "ttrpc"
     expect(hex(BootstrapResultSchema, msg)).toBe(
-      `0803` + `1209${Buffer.from("unix:///s").toString("hex")}` + `1a05${Buffer.from("ttrpc").toString("hex")}`,
+      `0803` +
+        `1209${Buffer.from("unix:///s").toString("hex")}` +
+        `1a05${Buffer.from("ttrpc").toString("hex")}`,
     );
   });
   it("RuntimeInfo with the allow-mounts annotation", () => {
@@ -86,7 +91,12 @@ describe("golden bytes derived from the protobuf spec", () => {
     const key = Buffer.from("containerd.io/runtime-allow-mounts");
     const value = Buffer.from("erofs");
     // A map entry is a nested message {key=1, value=2} under field 5 (tag 0x2a).
-    const entry = Buffer.concat([Buffer.from([0x0a, key.length]), key, Buffer.from([0x12, value.length]), value]);
+    const entry = Buffer.concat([
+      Buffer.from([0x0a, key.length]),
+      key,
+      Buffer.from([0x12, value.length]),
+      value,
+    ]);
     const expected = Buffer.concat([
       Buffer.from([0x0a, name.length]),
       name,

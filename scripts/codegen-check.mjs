@@ -5,7 +5,9 @@ import { execFileSync } from "node:child_process";
 execFileSync("npm", ["run", "--silent", "codegen"], { stdio: "inherit" });
 const status = execFileSync("git", ["status", "--porcelain", "--", "api/gen"], { encoding: "utf8" });
 if (status.trim() !== "") {
-  process.stderr.write(`api/gen is out of date with api/proto; run \`npm run codegen\` and commit:\n${status}`);
+  process.stderr.write(
+    `api/gen is out of date with api/proto; run \`npm run codegen\` and commit:\n${status}`,
+  );
   process.exit(1);
 }
 process.stdout.write("codegen: api/gen is up to date\n");

@@ -197,7 +197,7 @@ describe.skipIf(reason)("pod network (managed mode, CNI + TAP + tc redirect)", (
   it("gives 10 parallel setups distinct addresses and releases them all", async () => {
     const ids = Array.from({ length: 10 }, (_, i) => `nettest-par-${i}-${process.pid}`);
     const networks = await Promise.all(
-      ids.map(async (id, i) =>
+      ids.map(async (_id, i) =>
         createNetwork({ ledger: await ledger(`net-par-${i}`), native: n, confList: net.conf }),
       ),
     );

@@ -17,7 +17,11 @@ function tasks(): Map<string, string[]> {
       continue;
     }
     const cmds = /^ {4}cmds:\s*\[(.*)\]\s*$/.exec(line);
-    if (cmds && current) result.set(current, cmds[1]!.split(",").map((c) => c.trim()));
+    if (cmds && current)
+      result.set(
+        current,
+        cmds[1]!.split(",").map((c) => c.trim()),
+      );
   }
   return result;
 }
@@ -25,7 +29,8 @@ function tasks(): Map<string, string[]> {
 describe("Taskfile.yml", () => {
   const all = tasks();
   it("has the targets the project promises", () => {
-    for (const t of ["setup", "build", "assets", "test", "bench", "demo", "lint"]) expect(all.has(t)).toBe(true);
+    for (const t of ["setup", "build", "assets", "test", "bench", "demo", "lint"])
+      expect(all.has(t)).toBe(true);
   });
   it("maps every task to an existing npm script of the same name", () => {
     for (const [name, cmds] of all) {

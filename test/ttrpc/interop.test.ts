@@ -4,7 +4,7 @@
  * kind, errors with details, metadata, deadlines, cancellation and payloads near the 4 MiB limit.
  * TS<->TS runs the same scenarios as the reference.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prepareGoPeer } from "../../internal/ttrpc/bench/go-peer.ts";
 import { Code } from "../../internal/ttrpc/codes.ts";
 import { patternBytes } from "../../internal/ttrpc/testdata/interop-service.ts";
