@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import type { GuestNetworkConfig } from "../internal/network/guest-config.ts";
 import { createNetns, removeNetns } from "../internal/network/netns.ts";
 import { openTap } from "../internal/network/tap.ts";
+import type { GuestNetworkConfig } from "../internal/rtnetlink/netconfig.ts";
 import { missingNetworkCapability, native, withRtnl } from "./network-support.ts";
 
 /**

@@ -7,9 +7,9 @@ import { createLogger } from "../internal/log/logger.ts";
 import { type LoadedConfList, parseConfText } from "../internal/network/cni/config.ts";
 import { CniRuntime } from "../internal/network/cni/invoke.ts";
 import { loadNativeNet, type NativeNet } from "../internal/network/native/addon.ts";
-import { Rtnl } from "../internal/network/netlink/rtnl.ts";
 import { NETNS_DIR } from "../internal/network/netns.ts";
 import { networkReleasers } from "../internal/network/releasers.ts";
+import { Rtnl } from "../internal/rtnetlink/rtnl.ts";
 import { collectGarbage } from "../internal/state/gc.ts";
 import { basicReleasers } from "../internal/state/releasers.ts";
 

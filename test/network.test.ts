@@ -2,15 +2,15 @@ import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyGuestNetworkConfig } from "../internal/network/apply-guest-config.ts";
 import { CniRuntime } from "../internal/network/cni/invoke.ts";
-import { NetworkError } from "../internal/network/errors.ts";
-import { renderResolvConf } from "../internal/network/guest-config.ts";
 import type { NativeNet } from "../internal/network/native/addon.ts";
-import { networkOf, parsePrefix } from "../internal/network/netlink/ip.ts";
 import { createNetns, removeNetns } from "../internal/network/netns.ts";
 import { createNetwork, type NetworkAttachment, netnsRequestFromSpec } from "../internal/network/network.ts";
 import { openTap } from "../internal/network/tap.ts";
+import { applyGuestNetworkConfig } from "../internal/rtnetlink/apply-netconfig.ts";
+import { NetworkError } from "../internal/rtnetlink/errors.ts";
+import { networkOf, parsePrefix } from "../internal/rtnetlink/ip.ts";
+import { renderResolvConf } from "../internal/rtnetlink/netconfig.ts";
 import { type Ledger, openLedger } from "../internal/state/ledger.ts";
 import {
   gcTestLedgers,

@@ -5,13 +5,13 @@
  *   const { resolvConf } = applyNetworkConfig(JSON.parse(text));
  *   // write resolvConf where the containers' /etc/resolv.conf comes from
  */
-import { applyGuestNetworkConfig } from "../../internal/network/apply-guest-config.ts";
+import { applyGuestNetworkConfig } from "../../internal/rtnetlink/apply-netconfig.ts";
 import {
   type GuestNetworkConfig,
   parseGuestNetworkConfig,
   renderResolvConf,
-} from "../../internal/network/guest-config.ts";
-import { Rtnl } from "../../internal/network/netlink/rtnl.ts";
+} from "../../internal/rtnetlink/netconfig.ts";
+import { Rtnl } from "../../internal/rtnetlink/rtnl.ts";
 import { ffiNetlinkTransport } from "./netlink-ffi.ts";
 
 export interface AppliedNetwork {

@@ -5,7 +5,7 @@
  */
 import { dlopen, FFIType, read } from "bun:ffi";
 import { constants } from "node:os";
-import type { NetlinkTransport } from "../../internal/network/netlink/socket.ts";
+import type { NetlinkTransport } from "../../internal/rtnetlink/socket.ts";
 
 const { i32, i64, u32, u64, ptr: p } = FFIType;
 

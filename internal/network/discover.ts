@@ -1,8 +1,8 @@
-import type { GuestInterface, GuestRoute } from "./guest-config.ts";
-import * as C from "./netlink/constants.ts";
-import { formatPrefix, type Prefix } from "./netlink/ip.ts";
-import type { Link } from "./netlink/route.ts";
-import type { Rtnl } from "./netlink/rtnl.ts";
+import * as C from "../rtnetlink/constants.ts";
+import { formatPrefix, type Prefix } from "../rtnetlink/ip.ts";
+import type { GuestInterface, GuestRoute } from "../rtnetlink/netconfig.ts";
+import type { Link } from "../rtnetlink/route.ts";
+import type { Rtnl } from "../rtnetlink/rtnl.ts";
 
 /**
  * What a pod namespace's network looks like, read over rtnetlink: the Ethernet interfaces

@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { NetworkError } from "./errors.ts";
+import { NetworkError } from "../rtnetlink/errors.ts";
+import { Rtnl } from "../rtnetlink/rtnl.ts";
 import { MNT_DETACH, type NativeNet } from "./native/addon.ts";
-import { Rtnl } from "./netlink/rtnl.ts";
 
 /**
  * Named network namespaces, pinned the way iproute2 and containerd pin them: a bind mount of

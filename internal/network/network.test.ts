@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { NetworkError } from "./errors.ts";
+import { NetworkError } from "../rtnetlink/errors.ts";
 import { isManagedNetnsPath, managedNetnsPath } from "./netns.ts";
 import { hostDns, managedNetnsName, netnsRequestFromSpec } from "./network.ts";
 import { qemuNicArgs } from "./qemu.ts";

@@ -1,24 +1,24 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Logger, silentLogger } from "../log/logger.ts";
+import { errorText, NetworkError } from "../rtnetlink/errors.ts";
+import { familyOf } from "../rtnetlink/ip.ts";
+import {
+  type GuestDns,
+  type GuestNetworkConfig,
+  orderRoutes,
+  parseGuestNetworkConfig,
+} from "../rtnetlink/netconfig.ts";
+import type { Link } from "../rtnetlink/route.ts";
+import { Rtnl } from "../rtnetlink/rtnl.ts";
+import { NetlinkError } from "../rtnetlink/socket.ts";
 import type { Ledger } from "../state/ledger.ts";
 import { CleanupStack } from "./cleanup-stack.ts";
 import { type LoadedConfList, loadConfList } from "./cni/config.ts";
 import { CniRuntime, type CniRuntimeConf, validateRuntimeConf } from "./cni/invoke.ts";
 import type { CniResult } from "./cni/result.ts";
 import { discoverPodNetwork, type PodInterface } from "./discover.ts";
-import { errorText, NetworkError } from "./errors.ts";
-import {
-  type GuestDns,
-  type GuestNetworkConfig,
-  orderRoutes,
-  parseGuestNetworkConfig,
-} from "./guest-config.ts";
 import { loadNativeNet, type NativeNet } from "./native/addon.ts";
-import { familyOf } from "./netlink/ip.ts";
-import type { Link } from "./netlink/route.ts";
-import { Rtnl } from "./netlink/rtnl.ts";
-import { NetlinkError } from "./netlink/socket.ts";
 import { createNetns, managedNetnsPath, removeNetns } from "./netns.ts";
 import { openTap, tapName } from "./tap.ts";
 

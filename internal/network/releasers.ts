@@ -1,8 +1,8 @@
+import { NetworkError } from "../rtnetlink/errors.ts";
 import type { ReleaseContext, Releaser, Releasers } from "../state/releasers.ts";
 import type { CniResource, NetnsResource, Resource, TapResource } from "../state/resources.ts";
 import { parseConfText } from "./cni/config.ts";
 import { CniRuntime } from "./cni/invoke.ts";
-import { NetworkError } from "./errors.ts";
 import { loadNativeNet } from "./native/addon.ts";
 import { isManagedNetnsPath, removeNetns } from "./netns.ts";
 import { withNetnsIfExists } from "./network.ts";

@@ -1,4 +1,4 @@
-import { NetworkError } from "./errors.ts";
+import { NetworkError } from "../rtnetlink/errors.ts";
 import { IFF_VNET_HDR, type NativeNet } from "./native/addon.ts";
 
 /**

@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import { type GuestNetworkConfig, renderResolvConf } from "../guest-config.ts";
+import { type GuestNetworkConfig, renderResolvConf } from "../../rtnetlink/netconfig.ts";
 import type { VmNic } from "../network.ts";
 import { qemuNicArgs } from "../qemu.ts";
 

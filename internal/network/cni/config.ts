@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NetworkError } from "../errors.ts";
+import { NetworkError } from "../../rtnetlink/errors.ts";
 import { defaultConflistText } from "./default-conflist.generated.ts";
 
 /**

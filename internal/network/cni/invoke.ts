@@ -1,7 +1,7 @@
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { NetworkError, type NetworkErrorCode } from "../errors.ts";
+import { NetworkError, type NetworkErrorCode } from "../../rtnetlink/errors.ts";
 import type { NetConfList, PluginConf } from "./config.ts";
 import { type CniResult, parseCniError, parseCniResult } from "./result.ts";
 

@@ -1,5 +1,5 @@
-import { NetworkError } from "../errors.ts";
-import { familyOf, parsePrefix } from "../netlink/ip.ts";
+import { NetworkError } from "../../rtnetlink/errors.ts";
+import { familyOf, parsePrefix } from "../../rtnetlink/ip.ts";
 
 /**
  * A CNI result (spec 0.3.0 … 1.1.0 share this shape). Plugins are external programs: their

@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } f
 import { join } from "node:path";
 import { execa } from "execa";
 import { beetrootPaths } from "../../config/paths.ts";
-import { NetworkError } from "../errors.ts";
+import { NetworkError } from "../../rtnetlink/errors.ts";
 import { beetrootNetSource } from "./source.generated.ts";
 
 /**

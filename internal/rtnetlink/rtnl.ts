@@ -1,4 +1,3 @@
-import type { NativeNet } from "../native/addon.ts";
 import { AF_UNSPEC, RT_TABLE_MAIN, TC_H_INGRESS } from "./constants.ts";
 import {
   type Address,
@@ -12,6 +11,7 @@ import {
   type RouteSpec,
   routeRequests,
 } from "./route.ts";
+import type { NetlinkSockets } from "./socket.ts";
 import { NetlinkError, type NetlinkTransport, RtNetlinkSocket } from "./socket.ts";
 import { parseTcObject, type TcObject, tcRequests } from "./tc.ts";
 
@@ -22,7 +22,7 @@ import { parseTcObject, type TcObject, tcRequests } from "./tc.ts";
 export class Rtnl {
   private constructor(private readonly sock: RtNetlinkSocket) {}
 
-  static open(native: NativeNet, netnsPath = ""): Rtnl {
+  static open(native: NetlinkSockets, netnsPath = ""): Rtnl {
     return new Rtnl(RtNetlinkSocket.open(native, netnsPath));
   }
 
@@ -32,7 +32,7 @@ export class Rtnl {
   }
 
   /** Opens, runs fn, closes. */
-  static with<T>(native: NativeNet, netnsPath: string, fn: (r: Rtnl) => T): T {
+  static with<T>(native: NetlinkSockets, netnsPath: string, fn: (r: Rtnl) => T): T {
     const r = Rtnl.open(native, netnsPath);
     try {
       return fn(r);

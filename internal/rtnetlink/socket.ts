@@ -1,5 +1,4 @@
 import { constants } from "node:os";
-import type { NativeNet } from "../native/addon.ts";
 import {
   NETLINK_ROUTE,
   NLM_F_ACK,
@@ -52,7 +51,18 @@ export interface NetlinkTransport {
   close(): void;
 }
 
-export function nativeTransport(native: NativeNet, netnsPath = ""): NetlinkTransport {
+/**
+ * What the library needs from the platform to reach the kernel: a netlink socket opened inside a
+ * network namespace. On the host a small native addon provides it; in the guest, Bun FFI.
+ */
+export interface NetlinkSockets {
+  netlinkSocket(netnsPath: string, protocol: number): number;
+  netlinkSend(fd: number, datagram: Buffer): number;
+  netlinkRecv(fd: number): Buffer;
+  close(fd: number): void;
+}
+
+export function nativeTransport(native: NetlinkSockets, netnsPath = ""): NetlinkTransport {
   const fd = native.netlinkSocket(netnsPath, NETLINK_ROUTE);
   return {
     netns: netnsPath,
@@ -82,7 +92,7 @@ export class RtNetlinkSocket {
   }
 
   /** netnsPath "" = the caller's own namespace. */
-  static open(native: NativeNet, netnsPath = ""): RtNetlinkSocket {
+  static open(native: NetlinkSockets, netnsPath = ""): RtNetlinkSocket {
     return new RtNetlinkSocket(nativeTransport(native, netnsPath));
   }
 

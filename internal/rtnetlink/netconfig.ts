@@ -1,5 +1,5 @@
 import { NetworkError } from "./errors.ts";
-import { familyOf, macToBytes, parsePrefix } from "./netlink/ip.ts";
+import { familyOf, macToBytes, parsePrefix } from "./ip.ts";
 
 /**
  * What the guest (vminitd) needs to configure its NICs: the document the host sends, as JSON.

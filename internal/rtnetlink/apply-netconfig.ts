@@ -1,8 +1,8 @@
+import { IFF_UP } from "./constants.ts";
 import { NetworkError } from "./errors.ts";
-import type { GuestNetworkConfig } from "./guest-config.ts";
-import { IFF_UP } from "./netlink/constants.ts";
-import { parsePrefix } from "./netlink/ip.ts";
-import type { Rtnl } from "./netlink/rtnl.ts";
+import { parsePrefix } from "./ip.ts";
+import type { GuestNetworkConfig } from "./netconfig.ts";
+import type { Rtnl } from "./rtnl.ts";
 
 /**
  * Applies a guest network config to the namespace an Rtnl talks to: what vminitd does in the
