@@ -11,6 +11,7 @@ import { identify } from "../state/proc.ts";
 import { basicReleasers, type Releasers } from "../state/releasers.ts";
 import type { ProcessResource } from "../state/resources.ts";
 import { Client } from "../ttrpc/index.ts";
+import { tcgAnnouncement } from "./accel.ts";
 import { checkErofsImage, checkKernel, GUEST_BUILD_COMMAND, KERNEL_BUILD_COMMAND } from "./assets-check.ts";
 import { type Child, describeExit, spawnChild, tailFile, terminateChild } from "./child.ts";
 import { type Accelerator, buildKernelCmdline, buildQemuArgs } from "./qemu-args.ts";
@@ -162,6 +163,9 @@ class QemuVm implements Vm {
 
   async boot(signal?: AbortSignal): Promise<void> {
     this.sm.to("starting");
+    if (this.accel === "tcg") {
+      this.log.warn(tcgAnnouncement(this.spec.accelReason ?? "accelerator tcg requested by the caller"));
+    }
     const onCallerAbort = () => this.bootAbort.abort(new StopRequested("kill"));
     signal?.addEventListener("abort", onCallerAbort, { once: true });
     try {
@@ -171,7 +175,13 @@ class QemuVm implements Vm {
       this.sm.to("running");
       this.log.info("VM running", { accel: this.accel, boot_ms: this.bootTimings?.totalMs });
     } catch (err) {
-      const cause = this.bootAbort.signal.aborted ? this.bootAbort.signal.reason : err;
+      let cause = this.bootAbort.signal.aborted ? this.bootAbort.signal.reason : err;
+      // QEMU dying shows up first as a closed QMP socket or vsock; name the real event.
+      const qemu = this.qemu;
+      if (qemu && !(cause instanceof StopRequested)) {
+        const exit = qemu.exit ?? (await Promise.race([qemu.exited, sleep(200).then(() => undefined)]));
+        if (exit) cause = new Error(`QEMU exited (${describeExit(exit)})`, { cause });
+      }
       if (cause instanceof StopRequested) {
         if (this.sm.can("stopping")) this.sm.to("stopping");
         await this.finish("stopped", undefined);
@@ -268,7 +278,6 @@ class QemuVm implements Vm {
       qmpSocket: files.qmp,
       consoleLog: files.console,
       vhostUserSocket: files.vhostUser,
-      guestCid: GUEST_CID,
     });
     await t.acquire("qmp-socket", { kind: "socket", path: files.qmp }, () => {});
     const spawnedAt = performance.now();

@@ -11,7 +11,6 @@ const layout: QemuLayout = {
   qmpSocket: "/r/qmp.sock",
   consoleLog: "/r/console,log",
   vhostUserSocket: "/r/vhost-user.sock",
-  guestCid: 3,
 };
 
 function opt(args: string[], flag: string): string[] {
@@ -29,7 +28,7 @@ describe("QEMU arguments", () => {
     // A comma inside a path is doubled, as QEMU's option syntax wants.
     expect(opt(args, "-chardev")).toContain("file,id=console,path=/r/console,,log");
     expect(opt(args, "-device")).toEqual([
-      "vhost-user-vsock-device,chardev=vsock,guest-cid=3",
+      "vhost-user-vsock-device,chardev=vsock",
       "virtio-blk-device,drive=root,serial=root",
     ]);
     expect(opt(args, "-drive")).toEqual(["file=/a/guest.erofs,if=none,id=root,format=raw,readonly=on"]);

@@ -24,7 +24,6 @@ export interface QemuLayout {
   readonly consoleLog: string;
   /** The vhost-user socket vhost-device-vsock listens on. */
   readonly vhostUserSocket: string;
-  readonly guestCid: number;
 }
 
 /**
@@ -95,7 +94,8 @@ export function buildQemuArgs(l: QemuLayout): string[] {
     "-chardev",
     `socket,id=vsock,path=${optValue(l.vhostUserSocket)}`,
     "-device",
-    `vhost-user-vsock-device,chardev=vsock,guest-cid=${l.guestCid}`,
+    // The CID is vhost-device-vsock's (--vm guest-cid=…); the vhost-user device has no such property.
+    "vhost-user-vsock-device,chardev=vsock",
   ];
   for (const d of l.disks) {
     args.push(

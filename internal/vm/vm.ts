@@ -23,6 +23,11 @@ export interface VmSpec {
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly accel: Accelerator;
+  /**
+   * Why this accelerator (AccelDecision.reason). Under TCG the launcher logs it once per VM with
+   * the expected slowdown: the expensive path is never silent.
+   */
+  readonly accelReason?: string;
   /** Host TSC rate for `tsc_early_khz` (see internal/kernel/tsc.ts). */
   readonly tscKhz: number | undefined;
   /** From QEMU spawn until vminitd answers its first call. */
