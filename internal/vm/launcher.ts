@@ -151,6 +151,11 @@ class QemuVm implements Vm {
     return this.bootTimings;
   }
 
+  get pids(): { qemu: number; vhostDeviceVsock: number } {
+    if (!this.qemu || !this.vsockd) throw new Error(`VM ${this.id} has no processes (state ${this.state})`);
+    return { qemu: this.qemu.pid, vhostDeviceVsock: this.vsockd.pid };
+  }
+
   get consoleLog(): string {
     return this.files.console;
   }

@@ -79,6 +79,8 @@ export interface Vm {
   readonly info: InfoResponse;
   readonly timings: BootTimings;
   readonly consoleLog: string;
+  /** Host pids of the VM's processes (for RSS measurements and diagnostics). */
+  readonly pids: { readonly qemu: number; readonly vhostDeviceVsock: number };
   /** Resolves once the VM is stopped or failed; never rejects. */
   readonly exited: Promise<VmExit>;
   onStateChange(listener: (to: VmState, from: VmState) => void): void;
