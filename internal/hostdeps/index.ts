@@ -60,6 +60,8 @@ export interface HostDeps {
   readonly linuxUpstreamVersion: string;
   readonly guestUserspace: GuestUserspace;
   readonly guestUserspaceRoot: string;
+  /** GOPATH root with containerd's Go ttrpc >= 1.2 (streaming), for interop tests and benchmarks. */
+  readonly goTtrpc: { readonly gopath: string; readonly version: string };
   /** From the machine's own suite. */
   readonly qemu: string;
   readonly cniPluginDir: string;
@@ -116,6 +118,8 @@ export function loadHostDeps(paths: BeetrootPaths = beetrootPaths()): HostDeps {
   const erofsSet = set(manifest, "erofs-utils", mf);
   const kernelSrc = set(manifest, "linux-source-6.12", mf);
   const guest = set(manifest, "guest-userspace", mf);
+  const goTtrpc = set(manifest, "go-ttrpc", mf);
+  file(goTtrpc, "stream", "go-ttrpc");
   for (const [role, path] of Object.entries(manifest.system.files)) {
     if (!existsSync(path)) throw new HostDepsMissingError(`system ${role} ${path} is missing`);
   }
@@ -156,6 +160,7 @@ export function loadHostDeps(paths: BeetrootPaths = beetrootPaths()): HostDeps {
     linuxUpstreamVersion: upstreamVersion(kernelSrc.version),
     guestUserspace,
     guestUserspaceRoot: guest.root,
+    goTtrpc: { gopath: file(goTtrpc, "gopath", "go-ttrpc"), version: goTtrpc.version },
     qemu: sys("qemu"),
     cniPluginDir: sys("cniPluginDir"),
     busyboxStatic: sys("busyboxStatic"),

@@ -168,6 +168,21 @@ export const PREFIX_SETS: readonly PrefixSet[] = [
     verify: [],
   },
   {
+    // containerd's Go ttrpc with streaming (>= 1.2; bookworm packages 1.1.1) for the TTRPC interop
+    // tests and `bench ttrpc`: Go sources only, put first on GOPATH ahead of Debian's /usr/share/gocode.
+    name: "go-ttrpc",
+    suite: "trixie",
+    roots: [{ name: "golang-github-containerd-ttrpc-dev", ...atLeast("1.2") }],
+    closure: false,
+    usrMerged: false,
+    wrap: [],
+    files: {
+      gopath: "usr/share/gocode",
+      stream: "usr/share/gocode/src/github.com/containerd/ttrpc/stream.go",
+    },
+    verify: [],
+  },
+  {
     // The guest's userspace besides Bun and vminitd: crun (bookworm's 1.8 rejects containerd 2.x
     // specs) with trixie's glibc. This tree is copied into the guest image as its root.
     name: "guest-userspace",

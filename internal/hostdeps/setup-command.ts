@@ -58,6 +58,10 @@ export async function main(args: string[]): Promise<number> {
       maxListAgeHours: parsed.maxListAgeHours,
       log,
     });
+    // The network layer's syscall addon is compiled with the host's cc from source embedded in the
+    // bundle; doing it here keeps the first container start from paying for it.
+    const { buildAddon } = await import("../network/native/addon.ts");
+    log(`network addon ${await buildAddon()}`);
     const installed = report.rows.filter((r) => r.state === "installed").length;
     log(
       `done: ${report.rows.length} sets (${installed} installed, ${report.rows.length - installed} cached); manifest ${beetrootPaths().prefixDir}/manifest.json`,

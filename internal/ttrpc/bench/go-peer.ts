@@ -3,9 +3,8 @@
  * benchmark — offline, in GOPATH mode, from Debian's packaged Go sources.
  *
  * Bookworm packages ttrpc 1.1.1, which predates streaming. The first Debian ttrpc with streams is
- * trixie's golang-github-containerd-ttrpc-dev (1.2.x): it is fetched with the project's private-apt
- * machinery (internal/hostdeps, mirror derived from the machine's apt sources), unpacked under
- * `<cacheDir>/go/`, and put first on GOPATH so it shadows the system copy. Everything else it
+ * trixie's golang-github-containerd-ttrpc-dev (1.2.x): `beetroot setup` unpacks it as the `go-ttrpc`
+ * prefix set, and it goes first on GOPATH so it shadows the system copy. Everything else it
  * imports (grpc status/codes, protobuf, genproto, logrus, x/sys) builds from bookworm's packages.
  */
 import { execFile } from "node:child_process";
@@ -16,8 +15,6 @@ import { fileURLToPath } from "node:url";
 import { beetrootPaths } from "../../config/paths.ts";
 
 const SYSTEM_GOPATH = "/usr/share/gocode";
-const TTRPC_PACKAGE = "golang-github-containerd-ttrpc-dev";
-const TTRPC_SUITE = "trixie";
 const TTRPC_DIR = "src/github.com/containerd/ttrpc";
 
 export type GoPeerPrep = { ok: true; binary: string; ttrpcVersion: string } | { ok: false; missing: string };
@@ -56,65 +53,18 @@ function hasStreaming(gopath: string): boolean {
   return existsSync(join(gopath, TTRPC_DIR, "stream.go"));
 }
 
-/** A GOPATH root holding ttrpc >= 1.2 (system first, then our cache, else fetched from trixie). */
-async function ttrpcGopath(
-  log: (line: string) => void,
-): Promise<{ gopath: string; version: string } | string> {
+/** A GOPATH root holding ttrpc >= 1.2: the system's if Debian ever ships it there, else setup's go-ttrpc set. */
+async function ttrpcGopath(): Promise<{ gopath: string; version: string } | string> {
   if (hasStreaming(SYSTEM_GOPATH)) return { gopath: SYSTEM_GOPATH, version: "system" };
-  const base = join(beetrootPaths().cacheDir, "go");
-  const versionFile = join(base, "ttrpc", "VERSION");
-  const gopath = join(base, "ttrpc", "usr", "share", "gocode");
-  if (existsSync(versionFile) && hasStreaming(gopath)) {
-    return { gopath, version: readFileSync(versionFile, "utf8").trim() };
-  }
-  // Lazily imported: only needed on the first run on a machine.
-  const { readOsRelease, findDebianMirror } = await import("../../hostdeps/host-system.ts");
-  const { createPrivateApt } = await import("../../hostdeps/private-apt.ts");
-  const arch = (await exec("dpkg", ["--print-architecture"])).stdout.trim() || "amd64";
-  let apt: ReturnType<typeof createPrivateApt>;
+  const { loadHostDeps } = await import("../../hostdeps/index.ts");
   try {
-    apt = createPrivateApt({
-      cacheDir: beetrootPaths().cacheDir,
-      mirror: findDebianMirror(readOsRelease()),
-      suite: TTRPC_SUITE,
-      arch,
-    });
-    if (apt.listsAgeHours() === undefined) {
-      log(`fetching the ${TTRPC_SUITE} package lists (private apt config)`);
-      await apt.update(log);
-    }
+    const { gopath, version } = loadHostDeps().goTtrpc;
+    return hasStreaming(gopath)
+      ? { gopath, version }
+      : `ttrpc at ${gopath} has no streaming (stream.go missing)`;
   } catch (err) {
-    return `${TTRPC_PACKAGE} from ${TTRPC_SUITE}: ${(err as Error).message}`;
+    return `containerd's Go ttrpc >= 1.2 (${(err as Error).message})`;
   }
-  const show = await exec("apt-cache", [
-    "-c",
-    join(apt.dir, "apt.conf"),
-    "show",
-    "--no-all-versions",
-    TTRPC_PACKAGE,
-  ]);
-  const version = /^Version: (\S+)$/m.exec(show.stdout)?.[1];
-  if (show.code !== 0 || version === undefined) {
-    return `${TTRPC_PACKAGE} not found in ${TTRPC_SUITE} lists: ${show.stderr.trim()}`;
-  }
-  const debs = join(base, "debs");
-  try {
-    log(`downloading ${TTRPC_PACKAGE}=${version} from ${TTRPC_SUITE}`);
-    await apt.download([{ name: TTRPC_PACKAGE, version }], debs, log);
-  } catch (err) {
-    return `${TTRPC_PACKAGE}=${version}: ${(err as Error).message}`;
-  }
-  const deb = join(debs, `${TTRPC_PACKAGE}_${version.replace(/^\d+:/, "")}_all.deb`);
-  const staging = join(base, `ttrpc.tmp-${process.pid}`);
-  mkdirSync(staging, { recursive: true });
-  const x = await exec("dpkg-deb", ["-x", deb, staging]);
-  if (x.code !== 0) return `unpacking ${deb}: ${x.stderr.trim()}`;
-  await exec("sh", ["-c", `printf '%s\\n' "$1" > "$2/VERSION"`, "sh", version, staging]);
-  await exec("rm", ["-rf", join(base, "ttrpc")]);
-  renameSync(staging, join(base, "ttrpc"));
-  if (!hasStreaming(gopath))
-    return `${TTRPC_PACKAGE}=${version} has no streaming support (stream.go missing)`;
-  return { gopath, version };
 }
 
 /**
@@ -131,7 +81,7 @@ export async function prepareGoPeer(log: (line: string) => void = () => {}): Pro
   }
   const src = goPeerSourceDir();
   if (src === undefined) return { ok: false, missing: "test/ttrpc/gopeer sources (run from a checkout)" };
-  const tt = await ttrpcGopath(log);
+  const tt = await ttrpcGopath();
   if (typeof tt === "string") return { ok: false, missing: tt };
 
   const hash = createHash("sha256");
