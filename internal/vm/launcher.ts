@@ -12,7 +12,13 @@ import { basicReleasers, type Releasers } from "../state/releasers.ts";
 import type { ProcessResource } from "../state/resources.ts";
 import { Client } from "../ttrpc/index.ts";
 import { tcgAnnouncement } from "./accel.ts";
-import { checkErofsImage, checkKernel, GUEST_BUILD_COMMAND, KERNEL_BUILD_COMMAND } from "./assets-check.ts";
+import {
+  AssetError,
+  checkErofsImage,
+  checkKernel,
+  GUEST_BUILD_COMMAND,
+  KERNEL_BUILD_COMMAND,
+} from "./assets-check.ts";
 import { type Child, describeExit, spawnChild, tailFile, terminateChild } from "./child.ts";
 import { type Accelerator, buildKernelCmdline, buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient, QmpTimeoutError } from "./qmp.ts";
@@ -192,7 +198,8 @@ class QemuVm implements Vm {
         await this.finish("stopped", undefined);
         throw new Error(`VM ${this.id}: boot cancelled (${cause.kind} requested)`);
       }
-      const error = this.failure(`VM ${this.id} failed to boot`, cause);
+      // A bad kernel or image file is named precisely by its check: there is no console to show.
+      const error = cause instanceof AssetError ? cause : this.failure(`VM ${this.id} failed to boot`, cause);
       if (this.sm.can("failed")) this.sm.to("failed");
       await this.finish("failed", error);
       throw error;
@@ -425,7 +432,8 @@ class QemuVm implements Vm {
     const vsockdTail = tailFile(this.files.vsockdStderr, 1000);
     let msg = `${what}: ${reason}`;
     const mentions = (p: string) => qemuTail.includes(p) || consoleTail.includes(p);
-    if (mentions(this.spec.kernel))
+    // QEMU names the kernel file only sometimes ("Error while loading elf kernel" does not).
+    if (mentions(this.spec.kernel) || /\bkernel\b/i.test(qemuTail))
       msg += `\n(kernel ${this.spec.kernel}: rebuild with \`${KERNEL_BUILD_COMMAND}\`)`;
     if (mentions(this.spec.rootImage))
       msg += `\n(guest image ${this.spec.rootImage}: rebuild with \`${GUEST_BUILD_COMMAND}\`)`;

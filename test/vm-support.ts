@@ -1,0 +1,79 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { guestImageArtifact } from "../guest/build/artifact.ts";
+import { type BeetrootPaths, beetrootPaths } from "../internal/config/paths.ts";
+import { loadHostDeps } from "../internal/hostdeps/index.ts";
+import { kernelArtifact } from "../internal/kernel/index.ts";
+import { createLogger } from "../internal/log/logger.ts";
+import { listOwners } from "../internal/state/ledger.ts";
+import { resolveVmHost, type VmHost } from "../internal/vm/host.ts";
+
+/**
+ * Shared by the test/vm*.test.ts suites: what is missing for real VM boots (to skip with the
+ * reason), private beetroot directories per suite, and leak checks.
+ */
+export function missingVmAssets(): string | undefined {
+  try {
+    loadHostDeps();
+    kernelArtifact();
+    guestImageArtifact();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return undefined;
+}
+
+export interface VmTestEnv {
+  readonly paths: BeetrootPaths;
+  readonly host: VmHost;
+  readonly root: string;
+  cleanup(): void;
+}
+
+/**
+ * Private run/lib dirs (short: unix socket paths are limited to 107 bytes), the real assets and
+ * host programs, and this host's accelerator decision (TCG here: the KVM probe fails on PVM).
+ */
+export async function vmTestEnv(): Promise<VmTestEnv> {
+  const root = mkdtempSync(join(tmpdir(), "bv-"));
+  const paths = beetrootPaths({
+    ...process.env,
+    BEETROOT_RUN_DIR: join(root, "run"),
+    BEETROOT_LIB_DIR: join(root, "lib"),
+  });
+  const host = await resolveVmHost(
+    paths,
+    createLogger({ fd: process.env.BEETROOT_TEST_LOG ? 2 : null, level: "debug" }),
+  );
+  return { paths, host, root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** Processes whose argv mentions `needle` (our private dirs make that exact). */
+export function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle)) {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z") pids.push(Number(name));
+      }
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/** Everything a VM could leave behind under `env`: processes, run dir entries, ledger owners. */
+export function leftovers(env: VmTestEnv): { processes: number[]; runEntries: string[]; owners: string[] } {
+  const vmDir = join(env.paths.runDir, "vm");
+  return {
+    processes: processesMentioning(env.root),
+    runEntries: existsSync(vmDir) ? readdirSync(vmDir) : [],
+    owners: listOwners(env.paths),
+  };
+}
+
+export const NOTHING_LEFT = { processes: [], runEntries: [], owners: [] };
