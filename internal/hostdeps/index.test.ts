@@ -23,6 +23,7 @@ function fakeInstall(): { paths: ReturnType<typeof beetrootPaths>; manifest: Man
     "erofs-utils": "1.8.6-1",
     "linux-source-6.12": "6.12.117-1",
     "guest-userspace": "1.21-1",
+    "go-ttrpc": "1.2.4-2",
   };
   const sets: Record<string, ManifestSet> = {};
   for (const s of PREFIX_SETS) {

@@ -119,7 +119,6 @@ export function loadHostDeps(paths: BeetrootPaths = beetrootPaths()): HostDeps {
   const kernelSrc = set(manifest, "linux-source-6.12", mf);
   const guest = set(manifest, "guest-userspace", mf);
   const goTtrpc = set(manifest, "go-ttrpc", mf);
-  file(goTtrpc, "stream", "go-ttrpc");
   for (const [role, path] of Object.entries(manifest.system.files)) {
     if (!existsSync(path)) throw new HostDepsMissingError(`system ${role} ${path} is missing`);
   }

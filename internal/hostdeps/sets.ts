@@ -176,10 +176,7 @@ export const PREFIX_SETS: readonly PrefixSet[] = [
     closure: false,
     usrMerged: false,
     wrap: [],
-    files: {
-      gopath: "usr/share/gocode",
-      stream: "usr/share/gocode/src/github.com/containerd/ttrpc/stream.go",
-    },
+    files: { gopath: "usr/share/gocode" },
     verify: [],
   },
   {
