@@ -134,7 +134,10 @@ export async function probeBoot(inputs: KvmProbeInputs, accel: Accelerator): Pro
     "-qmp",
     `unix:${qmpPath},server=on,wait=off`,
   ];
-  const child = await spawnChild(inputs.qemu, args, stderrLog);
+  // Under coreutils' timeout: if our process dies mid-probe (Ctrl-C on doctor, a killed shim), a
+  // hung probe QEMU still ends instead of spinning forever. SIGTERM to timeout reaches QEMU too.
+  const hardLimit = String(Math.ceil(inputs.timeoutMs / 1000) + 5);
+  const child = await spawnChild("timeout", ["--kill-after=2", hardLimit, inputs.qemu, ...args], stderrLog);
   let qmp: QmpClient | undefined;
   let status: string | undefined;
   try {
@@ -173,7 +176,7 @@ export async function probeBoot(inputs: KvmProbeInputs, accel: Accelerator): Pro
     }
   } finally {
     qmp?.close();
-    await terminateChild(child, 0);
+    await terminateChild(child, 2000);
     rmSync(dir, { recursive: true, force: true });
   }
 
