@@ -214,7 +214,8 @@ int main(int argc, char **argv) {
   snprintf(control, sizeof control, "%s/binder-control", dir);
   if (access(control, F_OK) != 0) {
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) die("mkdir %s", dir);
-    if (mount("binder", dir, "binder", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    // Not MS_NODEV: binder-control and the devices it allocates are device nodes in this mount.
+    if (mount("binder", dir, "binder", MS_NOSUID | MS_NOEXEC, NULL) < 0)
       die("mount binderfs on %s", dir);
     mounted = 1;
     say("mounted binderfs on %s", dir);

@@ -61,24 +61,28 @@ export class HostLink {
     return this.loop;
   }
 
-  /** Stops reconnecting and closes the current connection (after the caller has flushed what it must). */
-  async close(): Promise<void> {
+  /**
+   * Stops reconnecting and closes the current connection once what was written has been handed to
+   * the kernel (or the host closed, or `timeoutMs` passed); the host need not close its side for
+   * the guest to go on powering off.
+   */
+  async close(timeoutMs = 1000): Promise<void> {
     if (this.stateValue === "closed" || this.stateValue === "gave-up") return;
     this.stateValue = "closed";
-    this.current?.end();
     const stream = this.current;
-    if (stream && !stream.destroyed) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          stream.destroy();
-          resolve();
-        }, 1000);
-        stream.once("close", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    if (!stream || stream.destroyed) return;
+    await new Promise<void>((resolve) => {
+      // Once written data sits in the kernel's socket buffer it is on its way; the stream can go.
+      const done = () => {
+        clearTimeout(timer);
+        stream.destroy();
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      stream.once("close", done);
+      stream.once("error", done);
+      stream.end(done);
+    });
   }
 
   private async run(): Promise<void> {

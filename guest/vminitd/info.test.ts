@@ -1,19 +1,19 @@
 import { describe, expect, it } from "vitest";
-import {
-  countCpuList,
-  filesystemCapabilities,
-  InfoSource,
-  memTotalBytes,
-  parseCrunVersion,
-  uptimeSeconds,
-} from "./info.ts";
-import type { ProgramRunner } from "./runner.ts";
+import { parseImageManifest } from "./image-manifest.ts";
+import { countCpuList, filesystemCapabilities, InfoSource, memTotalBytes, uptimeSeconds } from "./info.ts";
 
+const manifest = {
+  fingerprint: "f".repeat(64),
+  bunVersion: "1.4.5",
+  crunVersion: "1.21-1",
+  libcVersion: "2.41-12",
+};
 const files: Record<string, string> = {
   "/proc/uptime": "1.52 0.80\n",
   "/proc/filesystems": "nodev\tsysfs\nnodev\ttmpfs\nnodev\tbinder\n\terofs\nnodev\toverlay\nnodev\tcgroup2\n",
   "/sys/devices/system/cpu/online": "0-1\n",
   "/proc/meminfo": "MemTotal:        2015232 kB\nMemFree:  100 kB\n",
+  "/usr/lib/beetroot/image.json": JSON.stringify(manifest),
 };
 const read = (p: string) => {
   const t = files[p];
@@ -38,44 +38,32 @@ describe("parsers", () => {
       "tmpfs",
     ]);
   });
-  it("reads crun's version line", () => {
-    expect(parseCrunVersion("crun version 1.21\ncommit: abc\n+SYSTEMD")).toBe("1.21");
-    expect(() => parseCrunVersion("bash: crun: not found")).toThrow(/unexpected crun --version output/);
+  it("validate the image manifest", () => {
+    expect(parseImageManifest(JSON.stringify(manifest))).toEqual(manifest);
+    expect(() => parseImageManifest("{")).toThrow(/not JSON/);
+    expect(() => parseImageManifest('{"fingerprint":"x"}')).toThrow(/lacks the string field "bunVersion"/);
   });
 });
 
 describe("InfoSource", () => {
-  it("assembles Info and asks crun once", async () => {
-    let calls = 0;
-    const run: ProgramRunner = async () => {
-      calls++;
-      return {
-        exitCode: 0,
-        signal: null,
-        output: "crun version 1.21\n",
-        truncated: false,
-        timedOut: false,
-        durationMs: 5,
-      };
-    };
-    const src = new InfoSource({
-      version: "0.1.0",
-      bunVersion: "1.4.5",
-      run,
-      read,
-      timeline: () => ({ startUptime: 0.9, readyUptime: 1.1 }),
-      cgroupControllers: () => ["cpu", "memory"],
-    });
-    const info = await src.info();
-    await src.info();
-    expect(calls).toBe(1);
+  const opts = {
+    version: "0.1.0",
+    bunVersion: "1.4.5",
+    timeline: () => ({ initExecUptime: 0.5, startUptime: 0.9, readyUptime: 1.1 }),
+    cgroupControllers: () => ["cpu", "memory"],
+  };
+
+  it("assembles Info from /proc, /sys and the image manifest", () => {
+    const info = new InfoSource({ ...opts, read }).info();
     expect(info).toMatchObject({
       vminitdVersion: "0.1.0",
       bunVersion: "1.4.5",
-      crunVersion: "1.21",
+      crunVersion: "1.21-1",
+      imageFingerprint: "f".repeat(64),
       uptimeSeconds: 1.52,
       cpus: 2,
       memoryBytes: 2015232n * 1024n,
+      initExecUptimeSeconds: 0.5,
       vminitdStartUptimeSeconds: 0.9,
       readyUptimeSeconds: 1.1,
     });
@@ -91,29 +79,12 @@ describe("InfoSource", () => {
     ]);
   });
 
-  it("reports a broken crun in the version field and retries next time", async () => {
-    let calls = 0;
-    const run: ProgramRunner = async () => {
-      calls++;
-      return {
-        exitCode: 127,
-        signal: null,
-        output: "error while loading shared libraries",
-        truncated: false,
-        timedOut: false,
-        durationMs: 5,
-      };
-    };
-    const src = new InfoSource({
-      version: "0",
-      bunVersion: "0",
-      run,
-      read,
-      timeline: () => ({ startUptime: 0, readyUptime: 0 }),
-      cgroupControllers: () => [],
-    });
-    expect(await src.crunVersion()).toMatch(/^unavailable \(crun --version exited 127: error while loading/);
-    await src.crunVersion();
-    expect(calls).toBe(2);
+  it("says why when the manifest is missing", () => {
+    const info = new InfoSource({
+      ...opts,
+      read: (p) => (p.endsWith("image.json") ? read("/nope") : read(p)),
+    }).info();
+    expect(info.crunVersion).toBe("unavailable (ENOENT /nope)");
+    expect(info.imageFingerprint).toBe("");
   });
 });

@@ -1,14 +1,14 @@
 /**
- * System.Info and System.Health: what runs in the guest and whether it is well. Reads /proc and
- * /sys through an injectable reader so the parsing is tested on fixtures.
+ * System.Info and System.Health: what runs in the guest and whether it is well. Reads /proc, /sys
+ * and the image manifest through an injectable reader so the parsing is tested on fixtures.
  */
 import { readFileSync } from "node:fs";
 import { release } from "node:os";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HealthResponseSchema, InfoResponseSchema } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import { type ImageManifest, parseImageManifest } from "./image-manifest.ts";
 import { errorMessage } from "./log.ts";
 import { GUEST_PATHS } from "./paths.ts";
-import type { ProgramRunner } from "./runner.ts";
 
 export type InfoInit = MessageInitShape<typeof InfoResponseSchema>;
 export type HealthInit = MessageInitShape<typeof HealthResponseSchema>;
@@ -65,13 +65,9 @@ export function filesystemCapabilities(procFilesystems: string): string[] {
     .map(([, cap]) => cap);
 }
 
-export function parseCrunVersion(output: string): string {
-  const m = /^crun version (\S+)/m.exec(output);
-  if (!m?.[1]) throw new Error(`unexpected crun --version output: ${JSON.stringify(output.slice(0, 100))}`);
-  return m[1];
-}
-
 export interface BootTimeline {
+  /** Uptime when the init launcher exec'd Bun (0 when unknown). */
+  readonly initExecUptime: number;
   /** Uptime when vminitd's code started. */
   readonly startUptime: number;
   /** Uptime when the system was set up and vminitd started dialling the host. */
@@ -81,49 +77,48 @@ export interface BootTimeline {
 export interface InfoSourceOptions {
   readonly version: string;
   readonly bunVersion: string;
-  readonly run: ProgramRunner;
   readonly timeline: () => BootTimeline;
   readonly cgroupControllers: () => readonly string[];
   readonly read?: ReadText;
 }
 
 export class InfoSource {
-  private crun: Promise<string> | undefined;
   private readonly read: ReadText;
+  private manifest: ImageManifest | string | undefined;
 
   constructor(private readonly opts: InfoSourceOptions) {
     this.read = opts.read ?? readText;
   }
 
-  /** crun's version, asked once (a process start costs tens of ms under TCG). */
-  crunVersion(): Promise<string> {
-    this.crun ??= this.opts
-      .run([GUEST_PATHS.crun, "--version"], { timeoutMs: 10_000, maxOutputBytes: 4096 })
-      .then((r) => {
-        if (r.exitCode !== 0) throw new Error(`crun --version exited ${r.exitCode}: ${r.output.trim()}`);
-        return parseCrunVersion(r.output);
-      })
-      .catch((err: unknown) => {
-        this.crun = undefined;
-        return `unavailable (${errorMessage(err)})`;
-      });
-    return this.crun;
+  /** The image manifest, or why it cannot be read (read once: the root filesystem is read-only). */
+  imageManifest(): ImageManifest | string {
+    if (this.manifest === undefined) {
+      try {
+        this.manifest = parseImageManifest(this.read(GUEST_PATHS.manifest));
+      } catch (err) {
+        this.manifest = `unavailable (${errorMessage(err)})`;
+      }
+    }
+    return this.manifest;
   }
 
-  async info(): Promise<InfoInit> {
+  info(): InfoInit {
     const caps = filesystemCapabilities(this.read("/proc/filesystems"));
     caps.push(...this.opts.cgroupControllers().map((c) => `cgroup2.${c}`));
     caps.push("vsock");
     const t = this.opts.timeline();
+    const manifest = this.imageManifest();
     return {
       vminitdVersion: this.opts.version,
       bunVersion: this.opts.bunVersion,
       kernelRelease: release(),
-      crunVersion: await this.crunVersion(),
+      crunVersion: typeof manifest === "string" ? manifest : manifest.crunVersion,
+      imageFingerprint: typeof manifest === "string" ? "" : manifest.fingerprint,
       uptimeSeconds: uptimeSeconds(this.read),
       capabilities: caps,
       cpus: countCpuList(this.read("/sys/devices/system/cpu/online")),
       memoryBytes: memTotalBytes(this.read("/proc/meminfo")),
+      initExecUptimeSeconds: t.initExecUptime,
       vminitdStartUptimeSeconds: t.startUptime,
       readyUptimeSeconds: t.readyUptime,
     };

@@ -41,6 +41,7 @@ function consoleLogger(): Logger {
 async function boot(log: Logger): Promise<void> {
   applyMounts(EARLY_MOUNTS, mountOps, log);
   const startUptime = uptimeSeconds();
+  const initExecUptime = Number(process.env.BEETROOT_INIT_UPTIME ?? "0") || 0;
   populateDev();
 
   const params = parseBootParams(readText("/proc/cmdline"));
@@ -64,6 +65,7 @@ async function boot(log: Logger): Promise<void> {
     version: VMINITD_VERSION,
     bun: process.versions.bun,
     uptime_s: startUptime,
+    init_exec_uptime_s: initExecUptime,
     port: params.port,
     hostname: params.hostname,
   });
@@ -110,14 +112,13 @@ async function boot(log: Logger): Promise<void> {
   const info = new InfoSource({
     version: VMINITD_VERSION,
     bunVersion: process.versions.bun ?? "unknown",
-    run,
-    timeline: () => ({ startUptime, readyUptime }),
+    timeline: () => ({ initExecUptime, startUptime, readyUptime }),
     cgroupControllers: () => cgroups.enabled,
   });
   server.register(
     System,
     systemService({
-      info: () => info.info(),
+      info: async () => info.info(),
       health: () => {
         if (shutdown.inProgress) return { ok: false, detail: "shutting down" };
         const s = reaper.stats;

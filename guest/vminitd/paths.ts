@@ -4,5 +4,6 @@ export const GUEST_PATHS = {
   vminitd: "/usr/lib/beetroot/vminitd.js",
   crun: "/usr/bin/crun",
   selftestDir: "/usr/lib/beetroot/selftest",
+  manifest: "/usr/lib/beetroot/image.json",
   binderfs: "/dev/binderfs",
 } as const;

@@ -12,4 +12,8 @@ export const builders: Record<string, AssetBuilder> = {
     summary: "guest kernel (Linux 6.12, binder, PVH vmlinux)",
     load: () => import("../kernel/build-command.ts"),
   },
+  guest: {
+    summary: "guest image (EROFS root: vminitd on Bun, crun, binder self-test)",
+    load: () => import("../../guest/build/build-command.ts"),
+  },
 };

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file beetroot/guest/v1/system.proto.
  */
 export const file_beetroot_guest_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("Ch5iZWV0cm9vdC9ndWVzdC92MS9zeXN0ZW0ucHJvdG8SEWJlZXRyb290Lmd1ZXN0LnYxIoACCgxJbmZvUmVzcG9uc2USFwoPdm1pbml0ZF92ZXJzaW9uGAEgASgJEhMKC2J1bl92ZXJzaW9uGAIgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAMgASgJEhQKDGNydW5fdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARIUCgxjYXBhYmlsaXRpZXMYBiADKAkSDAoEY3B1cxgHIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCCABKAQSJAocdm1pbml0ZF9zdGFydF91cHRpbWVfc2Vjb25kcxgJIAEoARIcChRyZWFkeV91cHRpbWVfc2Vjb25kcxgKIAEoASIsCg5IZWFsdGhSZXNwb25zZRIKCgJvaxgBIAEoCBIOCgZkZXRhaWwYAiABKAkiKAoPU2h1dGRvd25SZXF1ZXN0EhUKDWdyYWNlX3NlY29uZHMYASABKA0iHwoPU2VsZlRlc3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiWwoQU2VsZlRlc3RSZXNwb25zZRIKCgJvaxgBIAEoCBIRCglleGl0X2NvZGUYAiABKAUSDgoGb3V0cHV0GAMgASgJEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAEyqwIKBlN5c3RlbRI/CgRJbmZvEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh8uYmVldHJvb3QuZ3Vlc3QudjEuSW5mb1Jlc3BvbnNlEkMKBkhlYWx0aBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRohLmJlZXRyb290Lmd1ZXN0LnYxLkhlYWx0aFJlc3BvbnNlEkYKCFNodXRkb3duEiIuYmVldHJvb3QuZ3Vlc3QudjEuU2h1dGRvd25SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElMKCFNlbGZUZXN0EiIuYmVldHJvb3QuZ3Vlc3QudjEuU2VsZlRlc3RSZXF1ZXN0GiMuYmVldHJvb3QuZ3Vlc3QudjEuU2VsZlRlc3RSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty]);
+  fileDesc("Ch5iZWV0cm9vdC9ndWVzdC92MS9zeXN0ZW0ucHJvdG8SEWJlZXRyb290Lmd1ZXN0LnYxIr0CCgxJbmZvUmVzcG9uc2USFwoPdm1pbml0ZF92ZXJzaW9uGAEgASgJEhMKC2J1bl92ZXJzaW9uGAIgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAMgASgJEhQKDGNydW5fdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARIUCgxjYXBhYmlsaXRpZXMYBiADKAkSDAoEY3B1cxgHIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCCABKAQSJAocdm1pbml0ZF9zdGFydF91cHRpbWVfc2Vjb25kcxgJIAEoARIcChRyZWFkeV91cHRpbWVfc2Vjb25kcxgKIAEoARIgChhpbml0X2V4ZWNfdXB0aW1lX3NlY29uZHMYCyABKAESGQoRaW1hZ2VfZmluZ2VycHJpbnQYDCABKAkiLAoOSGVhbHRoUmVzcG9uc2USCgoCb2sYASABKAgSDgoGZGV0YWlsGAIgASgJIigKD1NodXRkb3duUmVxdWVzdBIVCg1ncmFjZV9zZWNvbmRzGAEgASgNIh8KD1NlbGZUZXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIlsKEFNlbGZUZXN0UmVzcG9uc2USCgoCb2sYASABKAgSEQoJZXhpdF9jb2RlGAIgASgFEg4KBm91dHB1dBgDIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAQgASgBMqsCCgZTeXN0ZW0SPwoESW5mbxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRofLmJlZXRyb290Lmd1ZXN0LnYxLkluZm9SZXNwb25zZRJDCgZIZWFsdGgSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIS5iZWV0cm9vdC5ndWVzdC52MS5IZWFsdGhSZXNwb25zZRJGCghTaHV0ZG93bhIiLmJlZXRyb290Lmd1ZXN0LnYxLlNodXRkb3duUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJTCghTZWxmVGVzdBIiLmJlZXRyb290Lmd1ZXN0LnYxLlNlbGZUZXN0UmVxdWVzdBojLmJlZXRyb290Lmd1ZXN0LnYxLlNlbGZUZXN0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_empty]);
 
 /**
  * @generated from message beetroot.guest.v1.InfoResponse
@@ -74,6 +74,21 @@ export type InfoResponse = Message<"beetroot.guest.v1.InfoResponse"> & {
    * @generated from field: double ready_uptime_seconds = 10;
    */
   readyUptimeSeconds: number;
+
+  /**
+   * Guest uptime when /sbin/init (the launcher) exec'd Bun: the kernel's share of the boot ends here,
+   * Bun's start-up runs from here to vminitd_start_uptime_seconds.
+   *
+   * @generated from field: double init_exec_uptime_seconds = 11;
+   */
+  initExecUptimeSeconds: number;
+
+  /**
+   * Fingerprint of the guest image's build inputs (beetroot build guest), from the image itself.
+   *
+   * @generated from field: string image_fingerprint = 12;
+   */
+  imageFingerprint: string;
 };
 
 /**

@@ -1,0 +1,86 @@
+/**
+ * What goes into the guest image and how it is laid out: the recipe as data. Everything here is
+ * part of the image fingerprint, so changing any of it rebuilds the image.
+ * Bump GUEST_RECIPE_VERSION when the builder's behaviour changes in a way this data does not show.
+ */
+export const GUEST_RECIPE_VERSION = 3;
+
+/** Paths inside the image (must agree with guest/vminitd/paths.ts, which the guest reads). */
+export const IMAGE_PATHS = {
+  bun: "usr/bin/bun",
+  vminitd: "usr/lib/beetroot/vminitd.js",
+  selftestDir: "usr/lib/beetroot/selftest",
+  /** What the image was built from (fingerprint, package versions), for System.Info. */
+  manifest: "usr/lib/beetroot/image.json",
+  // /sbin is a symlink to usr/sbin in the merged-/usr userspace tree.
+  init: "usr/sbin/init",
+} as const;
+
+/** Paths of the guest userspace tree (crun + glibc, from `beetroot setup`) left out of the image. */
+export const USERSPACE_EXCLUDES: readonly RegExp[] = [
+  /^wrappers(\/|$)/, // host-side loader wrappers, meaningless in the guest
+  /^usr\/share\/(doc|man|info|lintian|locale)(\/|$)/,
+  /^usr\/lib\/x86_64-linux-gnu\/gconv(\/|$)/, // iconv modules: 8 MB nobody in the guest loads
+  /\.a$/, // static libraries
+];
+
+/** Empty directories the guest mounts on or writes under (root is read-only). */
+export const MOUNT_POINT_DIRS: readonly { path: string; mode: number }[] = [
+  { path: "proc", mode: 0o555 },
+  { path: "sys", mode: 0o555 },
+  { path: "dev", mode: 0o755 },
+  { path: "run", mode: 0o755 },
+  { path: "tmp", mode: 0o1777 },
+  { path: "mnt", mode: 0o755 },
+  { path: "root", mode: 0o700 },
+  { path: "var", mode: 0o755 },
+  { path: "etc", mode: 0o755 },
+];
+
+export const SYMLINKS: readonly { path: string; target: string }[] = [
+  { path: "etc/mtab", target: "../proc/self/mounts" },
+  { path: "var/run", target: "../run" },
+  { path: "var/tmp", target: "../tmp" },
+];
+
+export const ETC_FILES: Readonly<Record<string, string>> = {
+  "etc/passwd":
+    "root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+  "etc/group": "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+  "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+  "etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+  "etc/os-release":
+    'NAME="beetroot guest"\nID=beetroot-guest\nPRETTY_NAME="beetroot micro-VM guest (vminitd on Bun)"\n',
+};
+
+/**
+ * mkfs.erofs options besides the paths. Bun is ~100 MB of the ~118 MB staged, and its cold start
+ * (page faults all over the binary) dominates the guest's boot under TCG. Measured Bun cold start
+ * (init exec → first JS line, 3 boots each, loaded 2-core host): uncompressed 0.40–0.58 s (116 MB),
+ * lz4hc with 64 KiB clusters 0.68–1.19 s (63 MB), zstd-9 0.86–1.43 s (50–54 MB, 64 KiB–1 MiB
+ * clusters). lz4hc/64 KiB is the compromise: half the size of the raw tree, most of its speed.
+ * -T0 and --all-root make times and owners fixed; the UUID is derived from the fingerprint.
+ */
+export const MKFS_OPTIONS: readonly string[] = [
+  "-zlz4hc,level=12",
+  "-C65536",
+  "-T0",
+  "--all-time",
+  "--all-root",
+];
+
+/** gcc flags for the guest's C programs: static, so they need nothing from the guest's libraries. */
+export const STATIC_CFLAGS: readonly string[] = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"];
+
+/**
+ * C programs compiled on the host into the image. /sbin/init is one: a launcher that mounts /proc
+ * (which Bun needs before it can start) and execs Bun on vminitd — a `#!` script cannot do that.
+ */
+export const STATIC_PROGRAMS: readonly { name: string; source: string; dest: string }[] = [
+  { name: "init", source: "guest/init/init.c", dest: IMAGE_PATHS.init },
+  {
+    name: "binder-roundtrip",
+    source: "guest/selftest/binder-roundtrip.c",
+    dest: `${IMAGE_PATHS.selftestDir}/binder-roundtrip`,
+  },
+];
