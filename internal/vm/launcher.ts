@@ -187,12 +187,7 @@ class QemuVm implements Vm {
       this.log.info("VM running", { accel: this.accel, boot_ms: this.bootTimings?.totalMs });
     } catch (err) {
       let cause = this.bootAbort.signal.aborted ? this.bootAbort.signal.reason : err;
-      // QEMU dying shows up first as a closed QMP socket or vsock; name the real event.
-      const qemu = this.qemu;
-      if (qemu && !(cause instanceof StopRequested)) {
-        const exit = qemu.exit ?? (await Promise.race([qemu.exited, sleep(200).then(() => undefined)]));
-        if (exit) cause = new Error(`QEMU exited (${describeExit(exit)})`, { cause });
-      }
+      if (!(cause instanceof StopRequested)) cause = await this.explain(cause);
       if (cause instanceof StopRequested) {
         if (this.sm.can("stopping")) this.sm.to("stopping");
         await this.finish("stopped", undefined);
@@ -418,10 +413,23 @@ class QemuVm implements Vm {
       return;
     }
     if (this.state !== "running") return;
-    const error = this.failure(`VM ${this.id} failed`, err);
-    this.log.error("VM failed", { error: error.message });
     this.sm.to("failed");
-    void this.finish("failed", error);
+    void this.explain(err).then((cause) => {
+      const error = this.failure(`VM ${this.id} failed`, cause);
+      this.log.error("VM failed", { error: error.message });
+      return this.finish("failed", error);
+    });
+  }
+
+  /**
+   * QEMU dying shows up first as a closed QMP socket or vsock connection: wait a moment for its
+   * exit status, and name that as the cause when it comes.
+   */
+  private async explain(err: unknown): Promise<unknown> {
+    const qemu = this.qemu;
+    if (!qemu) return err;
+    const exit = qemu.exit ?? (await Promise.race([qemu.exited, sleep(200).then(() => undefined)]));
+    return exit ? new Error(`QEMU exited (${describeExit(exit)})`, { cause: err }) : err;
   }
 
   /** An error with the evidence attached; read before cleanup deletes the logs. */
