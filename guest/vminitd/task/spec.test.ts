@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { Code, TtrpcError } from "../../../internal/ttrpc/index.ts";
+import { prepareProcess, prepareSpec } from "./spec.ts";
+
+const base = () => ({
+  ociVersion: "1.2.0",
+  process: { args: ["/bin/sh"], terminal: false, apparmorProfile: "cri-containerd.apparmor.d", cwd: "/" },
+  root: { path: "/var/lib/containerd/…/rootfs", readonly: false },
+  hostname: "c1",
+  mounts: [
+    { destination: "/proc", type: "proc", source: "proc" },
+    { destination: "/etc/hosts", type: "bind", source: "/var/lib/containerd/sandboxes/x/hosts", options: ["rbind"] },
+    { destination: "/dev/shm", type: "bind", source: "/run/containerd/sandboxes/x/shm", options: ["rbind", "ro"] },
+    { destination: "/data", type: "none", source: "/guest/dir", options: ["bind"] },
+  ],
+  linux: {
+    cgroupsPath: "kubepods-besteffort.slice:cri-containerd:c1",
+    mountLabel: "system_u:object_r:container_file_t",
+    namespaces: [
+      { type: "pid" },
+      { type: "network", path: "/var/run/netns/cni-1234" },
+      { type: "ipc", path: "/proc/42/ns/ipc" },
+    ],
+  },
+});
+
+const exists = (p: string) => p === "/proc/42/ns/ipc" || p === "/guest/dir";
+const ctx = { id: "c1", rootfs: "/run/beetroot/containers/c1/rootfs", terminal: false, exists };
+
+function code(fn: () => unknown): number | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof TtrpcError ? err.code : -1;
+  }
+  return undefined;
+}
+
+describe("prepareSpec", () => {
+  it("makes a CRI spec true inside the VM and says what it changed", () => {
+    const r = prepareSpec(JSON.stringify(base()), ctx);
+    const s = r.spec as ReturnType<typeof base>;
+    expect(s.root).toEqual({ path: ctx.rootfs, readonly: false });
+    expect(s.process.apparmorProfile).toBeUndefined();
+    expect(s.linux.mountLabel).toBeUndefined();
+    expect(s.linux.namespaces).toEqual([{ type: "pid" }, { type: "ipc", path: "/proc/42/ns/ipc" }]);
+    expect(s.linux.cgroupsPath).toBe("/beetroot/c1");
+    expect(r.cgroupsPath).toBe("beetroot/c1");
+    expect(s.mounts).toEqual([
+      { destination: "/proc", type: "proc", source: "proc" },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/data", type: "none", source: "/guest/dir", options: ["bind"] },
+    ]);
+    expect(r.notes).toHaveLength(6);
+    expect(r.notes.join("\n")).toContain("dropped bind mount /var/lib/containerd/sandboxes/x/hosts → /etc/hosts");
+  });
+
+  it("keeps a cgroupfs path", () => {
+    const spec = base();
+    spec.linux.cgroupsPath = "/default/c1";
+    expect(prepareSpec(JSON.stringify(spec), ctx).cgroupsPath).toBe("default/c1");
+  });
+
+  it("refuses what it cannot honour with InvalidArgument", () => {
+    expect(code(() => prepareSpec("{", ctx))).toBe(Code.InvalidArgument);
+    expect(code(() => prepareSpec("[]", ctx))).toBe(Code.InvalidArgument);
+    expect(code(() => prepareSpec(JSON.stringify({ ...base(), process: undefined }), ctx))).toBe(Code.InvalidArgument);
+    const uts = base();
+    uts.linux.namespaces.push({ type: "uts", path: "/proc/77/ns/uts" });
+    expect(() => prepareSpec(JSON.stringify(uts), ctx)).toThrow("uts namespace /proc/77/ns/uts does not exist in the VM");
+    const hooks = { ...base(), hooks: { prestart: [{ path: "/usr/bin/nvidia-hook" }] } };
+    expect(() => prepareSpec(JSON.stringify(hooks), ctx)).toThrow('prestart hook "/usr/bin/nvidia-hook" does not exist in the VM');
+    expect(() => prepareSpec(JSON.stringify(base()), { ...ctx, terminal: true })).toThrow(
+      "spec.process.terminal is false but the stdio request says true",
+    );
+  });
+});
+
+describe("prepareProcess", () => {
+  it("checks args", () => {
+    expect(() => prepareProcess({ args: [] }, false, "process", [])).toThrow("process.args must be a non-empty list of strings");
+  });
+});

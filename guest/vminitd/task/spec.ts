@@ -1,0 +1,146 @@
+/**
+ * The host sends containerd's config.json as it is; the guest makes it true inside the VM:
+ *  - root.path becomes the rootfs the guest assembled;
+ *  - a network namespace given by path (the pod's netns on the host) is the VM's own network:
+ *    the entry goes, so the container shares the guest's network namespace — the pod NIC;
+ *  - other namespace paths must exist in the guest (`/proc/<guest pid>/ns/…` of a pod member);
+ *  - bind mounts whose source does not exist in the guest (host files such as CRI's hosts or
+ *    resolv.conf) are dropped, except /dev/shm, which becomes a private tmpfs;
+ *  - AppArmor/SELinux labels go (the guest kernel has neither);
+ *  - cgroupsPath must be a cgroupfs path: systemd-style values are replaced.
+ * Every change is reported in `notes`; what cannot be honoured is an InvalidArgument.
+ */
+import { invalidArgument } from "./errors.ts";
+
+type Json = Record<string, unknown>;
+
+export interface SpecContext {
+  readonly id: string;
+  readonly rootfs: string;
+  readonly terminal: boolean;
+  /** Whether a path exists in the guest. */
+  readonly exists: (path: string) => boolean;
+}
+
+export interface PreparedSpec {
+  readonly spec: Json;
+  /** The container's cgroup, relative to /sys/fs/cgroup. */
+  readonly cgroupsPath: string;
+  readonly notes: readonly string[];
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function parseJsonObject(bytes: Uint8Array | string, what: string): Json {
+  let v: unknown;
+  try {
+    v = JSON.parse(typeof bytes === "string" ? bytes : Buffer.from(bytes).toString("utf8"));
+  } catch (err) {
+    throw invalidArgument(`${what} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!isObject(v)) throw invalidArgument(`${what} is not a JSON object`);
+  return v;
+}
+
+const SHM_MOUNT = {
+  destination: "/dev/shm",
+  type: "tmpfs",
+  source: "shm",
+  options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+};
+
+/** Drops labels the guest kernel cannot apply; checks the terminal flag agrees with the stdio request. */
+export function prepareProcess(process: Json, terminal: boolean, what: string, notes: string[]): Json {
+  const p = { ...process };
+  if (!Array.isArray(p.args) || p.args.length === 0 || !p.args.every((a) => typeof a === "string")) {
+    throw invalidArgument(`${what}.args must be a non-empty list of strings`);
+  }
+  if ((p.terminal === true) !== terminal) {
+    throw invalidArgument(`${what}.terminal is ${p.terminal === true} but the stdio request says ${terminal}`);
+  }
+  for (const key of ["apparmorProfile", "selinuxLabel"]) {
+    if (p[key] !== undefined && p[key] !== "") {
+      notes.push(`dropped ${what}.${key} ${JSON.stringify(p[key])}: the guest kernel has no such LSM`);
+    }
+    delete p[key];
+  }
+  return p;
+}
+
+function isBind(m: Json): boolean {
+  const opts = Array.isArray(m.options) ? m.options : [];
+  return m.type === "bind" || m.type === "rbind" || opts.includes("bind") || opts.includes("rbind");
+}
+
+export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): PreparedSpec {
+  const notes: string[] = [];
+  const spec = parseJsonObject(json, "spec");
+  if (!isObject(spec.process)) throw invalidArgument("spec has no process");
+  spec.process = prepareProcess(spec.process, ctx.terminal, "spec.process", notes);
+  const root = isObject(spec.root) ? spec.root : {};
+  spec.root = { path: ctx.rootfs, readonly: root.readonly === true };
+
+  const linux: Json = isObject(spec.linux) ? { ...spec.linux } : {};
+  if (linux.mountLabel !== undefined && linux.mountLabel !== "") {
+    notes.push("dropped linux.mountLabel: the guest kernel has no SELinux");
+  }
+  delete linux.mountLabel;
+
+  if (Array.isArray(linux.namespaces)) {
+    const kept: Json[] = [];
+    for (const ns of linux.namespaces) {
+      if (!isObject(ns) || typeof ns.type !== "string") throw invalidArgument("spec linux.namespaces has a malformed entry");
+      const path = typeof ns.path === "string" ? ns.path : "";
+      if (path !== "" && ns.type === "network") {
+        notes.push(`network namespace ${path} is the host's: the container uses the VM's network`);
+        continue;
+      }
+      if (path !== "" && !ctx.exists(path)) {
+        throw invalidArgument(`${ns.type} namespace ${path} does not exist in the VM`);
+      }
+      kept.push(ns);
+    }
+    linux.namespaces = kept;
+  }
+
+  let cgroupsPath = typeof linux.cgroupsPath === "string" ? linux.cgroupsPath : "";
+  if (!cgroupsPath.startsWith("/") || cgroupsPath.includes("..")) {
+    const replacement = `/beetroot/${ctx.id}`;
+    if (cgroupsPath !== "") notes.push(`cgroupsPath ${JSON.stringify(cgroupsPath)} is not a cgroupfs path: using ${replacement}`);
+    cgroupsPath = replacement;
+  }
+  linux.cgroupsPath = cgroupsPath;
+  spec.linux = linux;
+
+  if (spec.mounts !== undefined) {
+    if (!Array.isArray(spec.mounts)) throw invalidArgument("spec mounts is not a list");
+    const mounts: Json[] = [];
+    for (const m of spec.mounts) {
+      if (!isObject(m) || typeof m.destination !== "string") throw invalidArgument("spec mounts has a malformed entry");
+      if (isBind(m) && typeof m.source === "string" && !ctx.exists(m.source)) {
+        if (m.destination === "/dev/shm") {
+          notes.push(`/dev/shm bind from ${m.source} (host) became a private tmpfs`);
+          mounts.push({ ...SHM_MOUNT });
+        } else {
+          notes.push(`dropped bind mount ${m.source} → ${m.destination}: the source is on the host`);
+        }
+        continue;
+      }
+      mounts.push(m);
+    }
+    spec.mounts = mounts;
+  }
+
+  if (isObject(spec.hooks)) {
+    for (const [kind, list] of Object.entries(spec.hooks)) {
+      if (!Array.isArray(list)) continue;
+      for (const h of list) {
+        const path = isObject(h) && typeof h.path === "string" ? h.path : "";
+        if (!ctx.exists(path)) throw invalidArgument(`${kind} hook ${JSON.stringify(path)} does not exist in the VM`);
+      }
+    }
+  }
+  return { spec, cgroupsPath: cgroupsPath.replace(/^\/+/, ""), notes };
+}
