@@ -17,21 +17,23 @@ describe("boot bench arithmetic", () => {
       qmpReadyMs: 80,
       guestConnectedMs: 900,
       totalMs: 950,
+      guestInitExecS: 0.3,
       guestVminitdStartS: 0.4,
       guestReadyS: 0.6,
       guestUptimeAtInfoS: 0.75,
     });
-    expect(b["qemu start (spawn → kernel entry)"]).toBeCloseTo(200);
-    expect(b["kernel (entry → vminitd start)"]).toBeCloseTo(400);
-    expect(b["vminitd start → dialling"]).toBeCloseTo(200);
-    expect(b["dialling → connected (host)"]).toBeCloseTo(100);
-    expect(b["connected → first RPC answered"]).toBeCloseTo(50);
+    expect(b["spawn → guest clock starts (QEMU, early kernel)"]).toBeCloseTo(200);
+    expect(b["kernel → /sbin/init execs Bun"]).toBeCloseTo(300);
+    expect(b["Bun start → vminitd runs"]).toBeCloseTo(100);
+    expect(b["vminitd setup → dialling"]).toBeCloseTo(200);
+    expect(b["dialling → first RPC answered"]).toBeCloseTo(150);
+    expect(b["host: accepted → first RPC answered"]).toBeCloseTo(50);
     const parts = [
-      "qemu start (spawn → kernel entry)",
-      "kernel (entry → vminitd start)",
-      "vminitd start → dialling",
-      "dialling → connected (host)",
-      "connected → first RPC answered",
+      "spawn → guest clock starts (QEMU, early kernel)",
+      "kernel → /sbin/init execs Bun",
+      "Bun start → vminitd runs",
+      "vminitd setup → dialling",
+      "dialling → first RPC answered",
     ].reduce((sum, k) => sum + b[k]!, 0);
     expect(parts).toBeCloseTo(950);
   });

@@ -310,6 +310,7 @@ class QemuVm implements Vm {
       qmpReadyMs,
       guestConnectedMs,
       totalMs,
+      guestInitExecS: info.initExecUptimeSeconds,
       guestVminitdStartS: info.vminitdStartUptimeSeconds,
       guestReadyS: info.readyUptimeSeconds,
       guestUptimeAtInfoS: info.uptimeSeconds,

@@ -56,10 +56,15 @@ export interface BootTimings {
   readonly guestConnectedMs: number;
   /** First TTRPC call (System.Info) answered: the VM is usable. */
   readonly totalMs: number;
-  /** From the guest: CLOCK_BOOTTIME when vminitd started and when it began dialling, seconds. */
+  /**
+   * From the guest, CLOCK_BOOTTIME in seconds: when /sbin/init exec'd Bun, when vminitd's code
+   * started, when it began dialling. The guest clock's zero is not QEMU's spawn nor exactly the
+   * kernel's entry (the early kernel runs before it; under TCG the offset is ~0.2 s).
+   */
+  readonly guestInitExecS: number;
   readonly guestVminitdStartS: number;
   readonly guestReadyS: number;
-  /** Guest uptime at the Info answer: spawn→kernel entry ≈ totalMs − this. */
+  /** Guest uptime at the Info answer: totalMs − this = QEMU start + the kernel before its clock ran. */
   readonly guestUptimeAtInfoS: number;
 }
 
