@@ -13,6 +13,7 @@ describe("boot bench arithmetic", () => {
 
   it("splits a boot into phases that add up to the total", () => {
     const b = breakdown({
+      launcherMs: 20,
       vsockDaemonMs: 5,
       qmpReadyMs: 80,
       guestConnectedMs: 900,

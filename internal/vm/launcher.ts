@@ -105,6 +105,7 @@ class QemuVm implements Vm {
   private bootTimings: BootTimings | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private ending: Promise<VmExit> | undefined;
+  private launchedAt = 0;
 
   constructor(
     private readonly spec: VmSpec,
@@ -173,6 +174,7 @@ class QemuVm implements Vm {
   // ---- boot -------------------------------------------------------------------------------
 
   async boot(signal?: AbortSignal): Promise<void> {
+    this.launchedAt = performance.now();
     this.sm.to("starting");
     if (this.accel === "tcg") {
       this.log.warn(tcgAnnouncement(this.spec.accelReason ?? "accelerator tcg requested by the caller"));
@@ -307,6 +309,7 @@ class QemuVm implements Vm {
     this.guestInfo = info;
     this.bootTimings = {
       vsockDaemonMs,
+      launcherMs: spawnedAt - this.launchedAt,
       qmpReadyMs,
       guestConnectedMs,
       totalMs,

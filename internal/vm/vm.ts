@@ -48,6 +48,11 @@ export interface VmSpec {
 
 /** Milliseconds from the QEMU spawn, as measured on the host, plus what the guest reports. */
 export interface BootTimings {
+  /**
+   * launch() → QEMU spawn: checks, ledger records (fsync'd), run dir, listener, vhost-device-vsock.
+   * Not part of `totalMs`.
+   */
+  readonly launcherMs: number;
   /** vhost-device-vsock spawned and listening: before QEMU, not part of `totalMs`. */
   readonly vsockDaemonMs: number;
   /** QEMU's QMP socket answered. */
