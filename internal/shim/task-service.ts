@@ -263,16 +263,19 @@ export class TaskService {
         );
       }
     }
+    // A never-started process has no exit of its own: the guest's forced delete reports one.
+    let guestExit: ExitInfo | undefined;
     if (!c.vmLost) {
       try {
-        await c.sandbox.guest.task.delete({ id: req.id, execId: req.execId }, this.guestOpts());
+        const res = await c.sandbox.guest.task.delete({ id: req.id, execId: req.execId }, this.guestOpts());
+        guestExit = { status: res.exitStatus, at: res.exitedAt ? timestampDate(res.exitedAt) : new Date() };
       } catch (err) {
         // Already gone in the guest is what we wanted; anything else is a real failure.
         if (!isGone(err)) throw wrapError(err, `deleting ${p.label} in the VM`);
       }
     }
     p.transition("deleted", "delete");
-    const exit = p.exit ?? { status: 0, at: new Date(0) };
+    const exit = p.exit ?? guestExit ?? { status: VM_LOST_EXIT_STATUS, at: new Date() };
     await c.io.get(req.execId)?.close();
     c.io.delete(req.execId);
     if (p.isInit) {
