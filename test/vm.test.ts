@@ -78,6 +78,16 @@ describe.skipIf(missing)("VM launcher (real QEMU)", () => {
     expect(leftovers(env)).toEqual(NOTHING_LEFT);
   });
 
+  it("refuses a second VM with a live VM's id and leaves the first one alone", async () => {
+    const first = await env.host.vmm.launch(env.host.spec("dup-1"));
+    await expect(env.host.vmm.launch(env.host.spec("dup-1"))).rejects.toThrow(/ledger of "vm-dup-1" is open/);
+    expect(first.state).toBe("running");
+    expect((await first.guest.service(System).health({}, { timeoutMs: 5000 })).ok).toBe(true);
+    expect(existsSync(first.consoleLog)).toBe(true);
+    expect(await first.stop()).toEqual({ state: "stopped" });
+    expect(leftovers(env)).toEqual(NOTHING_LEFT);
+  });
+
   it("kill() ends a running VM at once", async () => {
     const vm = await env.host.vmm.launch(env.host.spec("kill-2"));
     const started = Date.now();

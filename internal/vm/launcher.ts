@@ -227,9 +227,12 @@ class QemuVm implements Vm {
       }
     }
 
+    // Checked before recording: a failed create is released like a half-made one, and this dir
+    // would be another VM's.
+    if (existsSync(files.dir)) {
+      throw new Error(`${files.dir} exists: VM id "${spec.id}" is in use (or run \`beetroot gc\`)`);
+    }
     await t.acquire("run-dir", { kind: "dir", path: files.dir }, () => {
-      if (existsSync(files.dir))
-        throw new Error(`${files.dir} exists: VM id "${spec.id}" is in use (or run \`beetroot gc\`)`);
       mkdirSync(files.dir, { recursive: true, mode: 0o700 });
     });
     for (const [label, path] of [
