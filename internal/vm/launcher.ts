@@ -468,6 +468,18 @@ class QemuVm implements Vm {
       if (this.watchTimer) clearInterval(this.watchTimer);
       let exit: VmExit = error ? { state, error } : { state };
       const failures = (await this.tracker?.stack.run()) ?? [];
+      if (this.ownLedger) {
+        // Entries left by failed steps stay on disk for `beetroot gc`; closing must not stop us
+        // from settling `exited`.
+        await this.ownLedger
+          .close()
+          .catch((err: unknown) =>
+            failures.push({
+              step: "ledger-close",
+              error: err instanceof Error ? err : new Error(String(err)),
+            }),
+          );
+      }
       if (failures.length) {
         const msg = failures.map((f) => `${f.step}: ${f.error.message}`).join("; ");
         this.log.error("VM cleanup incomplete; `beetroot gc` will retry", { error: msg });
@@ -476,7 +488,6 @@ class QemuVm implements Vm {
           error: new Error(`cleanup of VM ${this.id} incomplete: ${msg}`, { cause: error }),
         };
       }
-      if (this.ownLedger) await this.ownLedger.close();
       if (this.state === "stopping") this.sm.to(exit.state);
       this.resolveExited(exit);
       return exit;
