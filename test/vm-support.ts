@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { guestImageArtifact } from "../guest/build/artifact.ts";
@@ -7,6 +7,7 @@ import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { kernelArtifact } from "../internal/kernel/index.ts";
 import { createLogger } from "../internal/log/logger.ts";
 import { listOwners } from "../internal/state/ledger.ts";
+import { findByMarker } from "../internal/state/proc.ts";
 import { resolveVmHost, type VmHost } from "../internal/vm/host.ts";
 
 /**
@@ -49,22 +50,8 @@ export async function vmTestEnv(): Promise<VmTestEnv> {
   return { paths, host, root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
-/** Processes whose argv mentions `needle` (our private dirs make that exact). */
-export function processesMentioning(needle: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle)) {
-        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-        if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z") pids.push(Number(name));
-      }
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
-}
+/** Live processes whose argv mentions `needle` (our private dirs make that exact). */
+export const processesMentioning = findByMarker;
 
 /** Everything a VM could leave behind under `env`: processes, run dir entries, ledger owners. */
 export function leftovers(env: VmTestEnv): { processes: number[]; runEntries: string[]; owners: string[] } {
