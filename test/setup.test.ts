@@ -38,6 +38,7 @@ describe.skipIf(reason !== undefined)("beetroot setup on this host", () => {
       "vhost-device-vsock",
       "erofs-utils",
       "linux-source-6.12",
+      "go-ttrpc",
       "guest-userspace",
     ]);
   });
