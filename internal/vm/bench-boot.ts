@@ -9,9 +9,11 @@ import { resolveVmHost } from "./host.ts";
 import type { BootTimings } from "./vm.ts";
 
 /**
- * `beetroot bench boot [--json] [--boots N] [--memory MiB] [--cpus N] [--idle-ms N]`: boots N VMs
- * one after the other and reports the time from QEMU spawn to vminitd's first TTRPC answer
- * (median, p90, breakdown), then the idle host RSS of QEMU + vhost-device-vsock.
+ * `beetroot bench boot [--json] [--boots N] [--warmup N] [--memory MiB] [--cpus N] [--idle-ms N]`:
+ * boots N VMs one after the other and reports the time from QEMU spawn to vminitd's first TTRPC
+ * answer (median, p90, breakdown), then the idle host RSS of QEMU + vhost-device-vsock. Warm-up
+ * boots (default 1: the host page cache may not hold the image, kernel and QEMU yet) are reported
+ * but not counted.
  */
 
 interface BootSample extends BootTimings {
@@ -32,6 +34,7 @@ export interface BootBenchResult {
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly boots: readonly BootSample[];
+  readonly warmupMs: readonly number[];
   readonly summary: Record<string, { median: number; p90: number; min: number; max: number }>;
   readonly idleRss: RssSample;
   readonly idleAfterMs: number;
@@ -89,6 +92,7 @@ export async function main(args: string[]): Promise<number> {
     options: {
       json: { type: "boolean", default: false },
       boots: { type: "string", default: "10" },
+      warmup: { type: "string", default: "1" },
       memory: { type: "string", default: "512" },
       cpus: { type: "string" },
       "idle-ms": { type: "string", default: "3000" },
@@ -96,6 +100,8 @@ export async function main(args: string[]): Promise<number> {
     },
   });
   const boots = Number(values.boots);
+  const warmup = Number(values.warmup);
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup must be ≥ 0, got ${values.warmup}`);
   const memoryMiB = Number(values.memory);
   const idleMs = Number(values["idle-ms"]);
   if (!Number.isInteger(boots) || boots < 1)
@@ -119,6 +125,14 @@ export async function main(args: string[]): Promise<number> {
       `booting ${boots} VMs one after another: ${cpus} vCPU, ${memoryMiB} MiB, kernel ${host.kernel.version}`,
     );
 
+    const warmupMs: number[] = [];
+    for (let i = 0; i < warmup; i++) {
+      const vm = await host.vmm.launch(host.spec(`bench-${process.pid}-w${i}`, { cpus, memoryMiB }));
+      warmupMs.push(vm.timings.totalMs);
+      say(`  warm-up ${i + 1}: ${vm.timings.totalMs.toFixed(0)} ms (not counted)`);
+      const exit = await vm.stop();
+      if (exit.state !== "stopped") throw exit.error ?? new Error(`VM ${vm.id} ended ${exit.state}`);
+    }
     const samples: BootSample[] = [];
     let idleRss: RssSample | undefined;
     for (let i = 0; i < boots; i++) {
@@ -151,6 +165,7 @@ export async function main(args: string[]): Promise<number> {
       cpus,
       memoryMiB,
       boots: samples,
+      warmupMs,
       summary,
       idleRss: idleRss!,
       idleAfterMs: idleMs,
