@@ -471,14 +471,12 @@ class QemuVm implements Vm {
       if (this.ownLedger) {
         // Entries left by failed steps stay on disk for `beetroot gc`; closing must not stop us
         // from settling `exited`.
-        await this.ownLedger
-          .close()
-          .catch((err: unknown) =>
-            failures.push({
-              step: "ledger-close",
-              error: err instanceof Error ? err : new Error(String(err)),
-            }),
-          );
+        await this.ownLedger.close().catch((err: unknown) =>
+          failures.push({
+            step: "ledger-close",
+            error: err instanceof Error ? err : new Error(String(err)),
+          }),
+        );
       }
       if (failures.length) {
         const msg = failures.map((f) => `${f.step}: ${f.error.message}`).join("; ");
