@@ -3,9 +3,9 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { allReleasers } from "../internal/cleanup/releasers.ts";
 import { createLogger } from "../internal/log/logger.ts";
 import { collectGarbage } from "../internal/state/gc.ts";
-import { gcReleasers } from "../internal/state/gc-command.ts";
 import { listOwners } from "../internal/state/ledger.ts";
 import {
   leftovers,
@@ -84,7 +84,7 @@ describe.skipIf(missing)("gc after a crashed launcher", () => {
 
     const sweeps = await collectGarbage({
       paths: env.paths,
-      releasers: gcReleasers(),
+      releasers: allReleasers(),
       log: createLogger({ fd: null }),
     });
     expect(sweeps).toHaveLength(1);

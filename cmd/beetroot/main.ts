@@ -24,7 +24,7 @@ const commands: Record<string, Command> = {
   },
   gc: {
     summary: "release what crashed VMs/shims left behind (from the resource ledger)",
-    load: () => import("../../internal/state/gc-command.ts"),
+    load: () => import("../../internal/cleanup/gc-command.ts"),
   },
   doctor: {
     summary: "check this host: deps, assets, TSC, KVM probe (real boot) and the accelerator in use",

@@ -1,18 +1,13 @@
 import { parseArgs } from "node:util";
 import { beetrootPaths } from "../config/paths.ts";
 import { createLogger } from "../log/logger.ts";
-import { collectGarbage } from "./gc.ts";
-import { basicReleasers, type Releasers } from "./releasers.ts";
+import { collectGarbage } from "../state/gc.ts";
+import { allReleasers } from "./releasers.ts";
 
 /**
  * `beetroot gc [--dry-run] [--json] [owner...]`: releases what crashed owners left behind.
  * Owners whose process is alive (their ledger is locked) are reported and left alone.
  */
-export function gcReleasers(): Releasers {
-  // Other areas merge their releasers here (network: tap, netns, cni).
-  return { ...basicReleasers() };
-}
-
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -27,7 +22,7 @@ export async function main(args: string[]): Promise<number> {
   const log = createLogger({ fd: values.verbose ? 2 : null, level: "debug" });
   const sweeps = await collectGarbage({
     paths,
-    releasers: gcReleasers(),
+    releasers: allReleasers(),
     log,
     dryRun: values["dry-run"],
     ...(positionals.length > 0 && { owners: positionals }),
