@@ -22,6 +22,7 @@ describe("parseBootParams", () => {
       hostname: "pod-1.test",
       hostTimeMs: 1732456789123,
       dialTimeoutMs: 5000,
+      logLevel: "info",
       problems: [],
     });
   });
@@ -32,6 +33,7 @@ describe("parseBootParams", () => {
       hostname: undefined,
       hostTimeMs: undefined,
       dialTimeoutMs: DEFAULT_DIAL_TIMEOUT_MS,
+      logLevel: "info",
       problems: [],
     });
   });
@@ -50,6 +52,13 @@ describe("parseBootParams", () => {
       "beetroot.dial_timeout_ms: 99999999999 is outside 1..600000",
       'beetroot.hostname: "-bad-" is not a valid host name',
     ]);
+  });
+
+  it("takes a log level, refusing unknown ones", () => {
+    expect(parseBootParams("beetroot.log_level=debug").logLevel).toBe("debug");
+    const p = parseBootParams("beetroot.log_level=loud");
+    expect(p.logLevel).toBe("info");
+    expect(p.problems).toEqual(['beetroot.log_level: "loud" is not debug, info, warn or error']);
   });
 
   it("lets the last occurrence win, as the kernel does", () => {

@@ -12,6 +12,7 @@ export interface BootParams {
   readonly hostTimeMs: number | undefined;
   /** How long vminitd keeps dialling before it gives up and powers off. */
   readonly dialTimeoutMs: number;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
   /** Values that were present but unusable, with the reason; the default was used instead. */
   readonly problems: readonly string[];
 }
@@ -82,10 +83,15 @@ export function parseBootParams(cmdline: string): BootParams {
   const port = take("beetroot.port", 1, 0xffff_fffe) ?? DEFAULT_PORT;
   const hostTimeMs = take("beetroot.time", 1, 8.64e15);
   const dialTimeoutMs = take("beetroot.dial_timeout_ms", 1, MAX_DIAL_TIMEOUT_MS) ?? DEFAULT_DIAL_TIMEOUT_MS;
+  let logLevel: BootParams["logLevel"] = "info";
+  const level = values.get("beetroot.log_level");
+  if (level === "debug" || level === "info" || level === "warn" || level === "error") logLevel = level;
+  else if (level !== undefined)
+    problems.push(`beetroot.log_level: "${level}" is not debug, info, warn or error`);
   let hostname = values.get("beetroot.hostname");
   if (hostname !== undefined && !HOSTNAME.test(hostname)) {
     problems.push(`beetroot.hostname: "${hostname}" is not a valid host name`);
     hostname = undefined;
   }
-  return { port, hostname, hostTimeMs, dialTimeoutMs, problems };
+  return { port, hostname, hostTimeMs, dialTimeoutMs, logLevel, problems };
 }

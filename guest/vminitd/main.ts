@@ -5,25 +5,30 @@
  *
  * Bun runs this file (bundled to /usr/lib/beetroot/vminitd.js) as the kernel's init.
  */
-import { writeSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, writeSync } from "node:fs";
 import { System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import { Task } from "../../api/gen/beetroot/guest/v1/task_pb.ts";
 import { Server } from "../../internal/ttrpc/index.ts";
 import { type CgroupSetup, setupCgroup2 } from "./cgroup.ts";
 import { parseBootParams } from "./cmdline.ts";
 import { realClock } from "./dial.ts";
 import { HostLink } from "./host-link.ts";
 import { InfoSource, readText, uptimeSeconds } from "./info.ts";
-import { createLogger, errorMessage, type Logger } from "./log.ts";
+import { createLogger, errorMessage, type Level, type Logger } from "./log.ts";
 import { applyMounts, EARLY_MOUNTS } from "./mounts.ts";
 import { Reaper } from "./reaper.ts";
 import { createRunner } from "./runner.ts";
 import { SelfTests } from "./selftests.ts";
 import { SystemShutdown } from "./shutdown.ts";
 import { VMADDR_CID_HOST } from "./sockaddr.ts";
-import { sethostname, setRealtimeClock } from "./sys/libc.ts";
+import { kill, mount, SyscallError, sethostname, setRealtimeClock, umount2 } from "./sys/libc.ts";
 import { childTable, mountOps, populateDev, systemOps } from "./sys/platform.ts";
 import { dialVsock } from "./sys/vsock.ts";
 import { systemService } from "./system-service.ts";
+import { ConsoleSocket } from "./task/console-socket.ts";
+import { findDiskBySerial } from "./task/disks.ts";
+import { EventHub } from "./task/events.ts";
+import { TaskService } from "./task/task-service.ts";
 import { VMINITD_VERSION } from "./version.ts";
 
 /** How long the host may be unreachable after a connection drops before the VM powers off. */
@@ -32,19 +37,21 @@ const RECONNECT_WINDOW_MS = 10_000;
 const ORPHAN_GRACE_SECONDS = 2;
 /** Backstop for a lost SIGCHLD (none should be lost: every signal triggers a full scan). */
 const REAP_POLL_MS = 5_000;
+const MNT_DETACH = 2;
 
-function consoleLogger(): Logger {
+function consoleLogger(level: Level = "info"): Logger {
   // fd 2 is /dev/console: the kernel opened it for init before exec.
-  return createLogger({ write: (line) => writeSync(2, line), fields: { src: "vminitd" } });
+  return createLogger({ write: (line) => writeSync(2, line), fields: { src: "vminitd" }, level });
 }
 
-async function boot(log: Logger): Promise<void> {
-  applyMounts(EARLY_MOUNTS, mountOps, log);
+async function boot(early: Logger): Promise<void> {
+  applyMounts(EARLY_MOUNTS, mountOps, early);
   const startUptime = uptimeSeconds();
   const initExecUptime = Number(process.env.BEETROOT_INIT_UPTIME ?? "0") || 0;
   populateDev();
 
   const params = parseBootParams(readText("/proc/cmdline"));
+  const log = params.logLevel === "info" ? early : consoleLogger(params.logLevel);
   for (const problem of params.problems) log.warn("bad boot parameter, using the default", { problem });
   if (params.hostTimeMs !== undefined) {
     // The host stamped the time when it spawned the VM; the guest has been running for `uptime` since.
@@ -131,6 +138,36 @@ async function boot(log: Logger): Promise<void> {
       selfTests: new SelfTests(run),
     }),
   );
+
+  const tasks = new TaskService({
+    runner: run,
+    rootfsOps: {
+      resolveDisk: (serial) => findDiskBySerial(serial),
+      mkdirp: (path, mode) => {
+        mkdirSync(path, { recursive: true, mode });
+      },
+      chown: (path, uid, gid) => chownSync(path, uid, gid),
+      mount: (source, target, fstype, flags, data) =>
+        mount(source, target, fstype, flags, data === "" ? null : data),
+      unmount: (target) => {
+        try {
+          umount2(target, 0);
+        } catch (err) {
+          if (!(err instanceof SyscallError) || err.code !== "EBUSY") throw err;
+          umount2(target, MNT_DETACH);
+        }
+      },
+    },
+    // The host listens on its stdio ports before it sends the request: one attempt is enough.
+    dial: (port) => dialVsock(VMADDR_CID_HOST, port),
+    waitFor: (pid, sinceMs) => reaper.waitFor(pid, sinceMs),
+    kill: (pid, signal) => kill(pid, signal),
+    exists: (path) => existsSync(path),
+    listenConsole: (path) => ConsoleSocket.listen(path),
+    log,
+    hub: new EventHub(),
+  });
+  server.register(Task, tasks.impl());
 
   link = new HostLink(
     {

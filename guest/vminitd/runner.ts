@@ -7,11 +7,18 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 
+/** A child's fd 0-2: a descriptor of ours it inherits, /dev/null, or a pipe we capture (1 and 2 only). */
+export type StdioSpec = number | "ignore" | "pipe";
+
 export interface RunOptions {
   readonly timeoutMs: number;
   /** Captured stdout+stderr beyond this is dropped (and `truncated` set). */
   readonly maxOutputBytes: number;
   readonly env?: Record<string, string>;
+  /** Default: stdin ignored, stdout and stderr captured. */
+  readonly stdio?: readonly [StdioSpec, StdioSpec, StdioSpec];
+  /** Called right after the child exists (its inherited descriptors are its own by then). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 export interface ProgramResult {
@@ -48,10 +55,11 @@ export function createRunner(reaper?: PidOwnership): ProgramRunner {
       }
       const started = performance.now();
       const child = spawn(file, args, {
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: [...(opts.stdio ?? ["ignore", "pipe", "pipe"])],
         env: opts.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
       });
       const release = child.pid !== undefined && reaper ? reaper.leaveToOwner(child.pid) : () => {};
+      if (child.pid !== undefined) opts.onSpawn?.(child.pid);
       const chunks: Buffer[] = [];
       let captured = 0;
       let truncated = false;

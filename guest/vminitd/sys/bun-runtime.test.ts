@@ -54,4 +54,57 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
     await client.close();
     expect(await exited).toBe(0);
   });
+
+  it("copies a process's pipes to host sockets and ends them once drained", async () => {
+    const sockDir = mkdtempSync(join(dir, "io-"));
+    const streams = await Promise.all(
+      [1, 2, 3].map(
+        (port) =>
+          new Promise<{ port: number; accepted: Promise<Socket> }>((ready) => {
+            let resolveSocket!: (s: Socket) => void;
+            const accepted = new Promise<Socket>((r) => {
+              resolveSocket = r;
+            });
+            const srv = createServer((s) => {
+              srv.close();
+              resolveSocket(s);
+            });
+            srv.listen(join(sockDir, `${port}.sock`), () => ready({ port, accepted }));
+          }),
+      ),
+    );
+    const child = execFile(
+      bun,
+      [
+        join(fixtures, "process-io-under-bun.ts"),
+        sockDir,
+        "read line; echo got:$line; echo to-err >&2; exit 4",
+      ],
+      {
+        timeout: 20_000,
+      },
+    );
+    const exited = new Promise<string>((r) => {
+      let out = "";
+      child.stdout?.on("data", (d) => {
+        out += d;
+      });
+      child.once("exit", () => r(out));
+    });
+    const [stdin, stdout, stderr] = await Promise.all(streams.map((s) => s.accepted));
+    const text = (s: Socket | undefined) =>
+      new Promise<string>((r) => {
+        let t = "";
+        s?.on("data", (d) => {
+          t += d;
+        });
+        s?.on("end", () => r(t));
+      });
+    const out = text(stdout);
+    const err = text(stderr);
+    stdin?.end("hello\n");
+    expect(await out).toBe("got:hello\n");
+    expect(await err).toBe("to-err\n");
+    expect(JSON.parse((await exited).trim())).toEqual({ exitCode: 4 });
+  });
 });

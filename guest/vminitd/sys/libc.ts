@@ -8,7 +8,7 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { errnoName } from "./errno.ts";
 
-const { i32, u32, u64, ptr: p, void: v } = FFIType;
+const { i32, u32, i64, u64, ptr: p, void: v } = FFIType;
 
 const lib = dlopen("libc.so.6", {
   __errno_location: { args: [], returns: p },
@@ -25,6 +25,12 @@ const lib = dlopen("libc.so.6", {
   connect: { args: [i32, p, u32], returns: i32 },
   close: { args: [i32], returns: i32 },
   prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  pipe2: { args: [p, i32], returns: i32 },
+  bind: { args: [i32, p, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, p, p, i32], returns: i32 },
+  recvmsg: { args: [i32, p, i32], returns: i64 },
+  ioctl: { args: [i32, u64, p], returns: i32 },
 });
 
 const fn = lib.symbols;
@@ -152,4 +158,76 @@ const PR_SET_CHILD_SUBREAPER = 36;
 /** Makes this process adopt orphaned descendants, as PID 1 does; for running the reaper off-guest. */
 export function becomeSubreaper(): void {
   check("prctl", "PR_SET_CHILD_SUBREAPER", fn.prctl(PR_SET_CHILD_SUBREAPER, 1n, 0n, 0n, 0n));
+}
+
+export const O_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
+const EAGAIN = 11;
+
+/** pipe2(O_CLOEXEC): [read end, write end]. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check("pipe2", "", fn.pipe2(fds, O_CLOEXEC));
+  return [fds[0] ?? -1, fds[1] ?? -1];
+}
+
+export function bind(fd: number, address: Uint8Array, describe: string): void {
+  check("bind", describe, fn.bind(fd, ptr(address), address.byteLength));
+}
+
+export function listen(fd: number, backlog: number): void {
+  check("listen", "", fn.listen(fd, backlog));
+}
+
+/** accept4 on a non-blocking socket: the new fd (non-blocking, cloexec), or null when none is waiting. */
+export function acceptNonBlocking(fd: number): number | null {
+  const r = fn.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC) as number;
+  if (r >= 0) return r;
+  const e = errno();
+  if (e === EAGAIN) return null;
+  throw new SyscallError("accept4", e, "");
+}
+
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_CMSG_CLOEXEC = 0x4000_0000;
+
+/**
+ * recvmsg for one file descriptor passed with SCM_RIGHTS (crun's --console-socket protocol).
+ * Returns null when nothing is there yet (non-blocking socket); throws when the peer closed
+ * without sending a descriptor.
+ */
+export function receiveFd(fd: number): number | null {
+  const data = new Uint8Array(256);
+  const iov = new BigUint64Array(2);
+  iov[0] = BigInt(ptr(data));
+  iov[1] = BigInt(data.byteLength);
+  const control = new Uint8Array(64);
+  // struct msghdr on x86-64: name, namelen(+pad), iov, iovlen, control, controllen, flags(+pad).
+  const msg = new BigUint64Array(7);
+  msg[2] = BigInt(ptr(iov));
+  msg[3] = 1n;
+  msg[4] = BigInt(ptr(control));
+  msg[5] = BigInt(control.byteLength);
+  const n = Number(fn.recvmsg(fd, msg, MSG_CMSG_CLOEXEC) as number | bigint);
+  if (n < 0) {
+    const e = errno();
+    if (e === EAGAIN) return null;
+    throw new SyscallError("recvmsg", e, "console socket");
+  }
+  const controllen = Number(msg[5]);
+  const view = new DataView(control.buffer);
+  // struct cmsghdr: len u64, level i32, type i32, data.
+  if (controllen >= 20 && view.getInt32(8, true) === SOL_SOCKET && view.getInt32(12, true) === SCM_RIGHTS) {
+    return view.getInt32(16, true);
+  }
+  if (n === 0) throw new Error("console socket: peer closed without passing a terminal");
+  throw new Error(`console socket: ${n} bytes without a file descriptor`);
+}
+
+const TIOCSWINSZ = 0x5414;
+
+export function setWindowSize(fd: number, rows: number, cols: number): void {
+  const ws = new Uint16Array([rows, cols, 0, 0]);
+  check("ioctl", "TIOCSWINSZ", fn.ioctl(fd, BigInt(TIOCSWINSZ), ws));
 }

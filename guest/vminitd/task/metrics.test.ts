@@ -6,7 +6,8 @@ import { encodeMetrics, parseIoStat, readMetrics } from "./metrics.ts";
 const files: Record<string, string> = {
   "/cg/pids.current": "3\n",
   "/cg/pids.max": "max\n",
-  "/cg/cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+  "/cg/cpu.stat":
+    "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
   "/cg/memory.current": "4096000\n",
   "/cg/memory.max": "67108864\n",
   "/cg/memory.peak": "5000000\n",

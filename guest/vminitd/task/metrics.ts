@@ -42,7 +42,8 @@ function camel(snake: string): string {
 
 /** io.stat: "MAJ:MIN rbytes=… wbytes=… rios=… wios=… …" per device. */
 export function parseIoStat(text: string | undefined) {
-  const out: { major: bigint; minor: bigint; rbytes: bigint; wbytes: bigint; rios: bigint; wios: bigint }[] = [];
+  const out: { major: bigint; minor: bigint; rbytes: bigint; wbytes: bigint; rios: bigint; wios: bigint }[] =
+    [];
   for (const line of (text ?? "").split("\n")) {
     const [dev, ...kv] = line.trim().split(/\s+/);
     const m = /^(\d+):(\d+)$/.exec(dev ?? "");

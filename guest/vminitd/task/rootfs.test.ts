@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { mountRootfs, planRootfs, type RootfsMountInput, type RootfsOps, substituteTemplates } from "./rootfs.ts";
+import {
+  mountRootfs,
+  planRootfs,
+  type RootfsMountInput,
+  type RootfsOps,
+  substituteTemplates,
+} from "./rootfs.ts";
 
 const dir = "/run/beetroot/containers/c1";
 const m = (type: string, opts: Partial<RootfsMountInput> = {}): RootfsMountInput => ({
@@ -83,18 +89,31 @@ describe("planRootfs", () => {
       /lowerdir "\/var\/lib\/containerd\/x" is not inside an earlier mount/,
     );
     expect(() =>
-      planRootfs([m("tmpfs"), m("format/mkdir/overlay", { options: ["X-containerd.mkdir.path=/etc/x", "lowerdir={{ mount 0 }}"] })], dir),
+      planRootfs(
+        [
+          m("tmpfs"),
+          m("format/mkdir/overlay", {
+            options: ["X-containerd.mkdir.path=/etc/x", "lowerdir={{ mount 0 }}"],
+          }),
+        ],
+        dir,
+      ),
     ).toThrow(/mkdir.path "\/etc\/x" is outside/);
     expect(() =>
-      planRootfs([m("tmpfs"), m("mkdir/overlay", { options: ["X-containerd.mkdir.path={{ mount 0 }}/../../../x"] })], dir),
+      planRootfs(
+        [m("tmpfs"), m("mkdir/overlay", { options: ["X-containerd.mkdir.path={{ mount 0 }}/../../../x"] })],
+        dir,
+      ),
     ).toThrow(/templates in options of a mount without the format\/ prefix/);
     expect(() => planRootfs([m("format/overlay", { options: ["lowerdir={{ mount 0 }}"] })], dir)).toThrow(
       /refers to mount 0, not an earlier one/,
     );
-    expect(() => planRootfs([m("tmpfs"), m("format/overlay", { options: ["lowerdir={{ exec rm }}"] })], dir)).toThrow(
-      /unsupported template/,
+    expect(() =>
+      planRootfs([m("tmpfs"), m("format/overlay", { options: ["lowerdir={{ exec rm }}"] })], dir),
+    ).toThrow(/unsupported template/);
+    expect(() => planRootfs([m("loop/erofs", { diskSerial: "a" })], dir)).toThrow(
+      /unsupported transform "loop\/"/,
     );
-    expect(() => planRootfs([m("loop/erofs", { diskSerial: "a" })], dir)).toThrow(/unsupported transform "loop\/"/);
   });
 });
 

@@ -100,13 +100,19 @@ function parseMkdir(value: string, within: string, where: string): MkdirStep {
 }
 
 /** Replaces `{{ mount N }}` and `{{ overlay A B }}` with targets of mounts before `index`. */
-export function substituteTemplates(value: string, targets: readonly string[], index: number, where: string): string {
+export function substituteTemplates(
+  value: string,
+  targets: readonly string[],
+  index: number,
+  where: string,
+): string {
   return value.replace(/\{\{([^}]*)\}\}/g, (whole, inner: string) => {
     const words = inner.trim().split(/\s+/);
     const ref = (s: string | undefined): number => {
       if (s === undefined || !/^\d+$/.test(s)) throw new RootfsError(`${where}: bad template ${whole}`);
       const n = Number(s);
-      if (n >= index) throw new RootfsError(`${where}: template ${whole} refers to mount ${n}, not an earlier one`);
+      if (n >= index)
+        throw new RootfsError(`${where}: template ${whole} refers to mount ${n}, not an earlier one`);
       return n;
     };
     if (words[0] === "mount" && words.length === 2) return targets[ref(words[1])] ?? "";
@@ -123,7 +129,8 @@ export function substituteTemplates(value: string, targets: readonly string[], i
 
 export function planRootfs(mounts: readonly RootfsMountInput[], dir: string): RootfsPlan {
   if (mounts.length === 0) throw new RootfsError("no rootfs mounts");
-  if (mounts.length > MAX_MOUNTS) throw new RootfsError(`${mounts.length} rootfs mounts (at most ${MAX_MOUNTS})`);
+  if (mounts.length > MAX_MOUNTS)
+    throw new RootfsError(`${mounts.length} rootfs mounts (at most ${MAX_MOUNTS})`);
   const mountsDir = join(dir, "mounts");
   const rootfs = join(dir, "rootfs");
   const targets = mounts.map((_, i) => (i === mounts.length - 1 ? rootfs : join(mountsDir, String(i))));
@@ -155,9 +162,20 @@ export function planRootfs(mounts: readonly RootfsMountInput[], dir: string): Ro
     const target = targets[i] ?? rootfs;
     if (BLOCK_FS.has(fstype)) {
       if (!/^[A-Za-z0-9_-]{1,20}$/.test(m.diskSerial)) {
-        throw new RootfsError(`${where}: a ${fstype} mount needs a disk serial, got ${JSON.stringify(m.diskSerial)}`);
+        throw new RootfsError(
+          `${where}: a ${fstype} mount needs a disk serial, got ${JSON.stringify(m.diskSerial)}`,
+        );
       }
-      steps.push({ index: i, target, source: "", diskSerial: m.diskSerial, fstype, flags, data: data.join(","), mkdirs });
+      steps.push({
+        index: i,
+        target,
+        source: "",
+        diskSerial: m.diskSerial,
+        fstype,
+        flags,
+        data: data.join(","),
+        mkdirs,
+      });
     } else if (SOURCE_FS.has(fstype)) {
       if (m.diskSerial !== "") throw new RootfsError(`${where}: ${fstype} takes no disk`);
       if (fstype === "overlay") {
@@ -174,7 +192,15 @@ export function planRootfs(mounts: readonly RootfsMountInput[], dir: string): Ro
           }
         }
       }
-      steps.push({ index: i, target, source: m.source || fstype, fstype, flags, data: data.join(","), mkdirs });
+      steps.push({
+        index: i,
+        target,
+        source: m.source || fstype,
+        fstype,
+        flags,
+        data: data.join(","),
+        mkdirs,
+      });
     } else {
       throw new RootfsError(`${where}: unsupported filesystem type "${fstype}"`);
     }

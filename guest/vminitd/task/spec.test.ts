@@ -9,8 +9,18 @@ const base = () => ({
   hostname: "c1",
   mounts: [
     { destination: "/proc", type: "proc", source: "proc" },
-    { destination: "/etc/hosts", type: "bind", source: "/var/lib/containerd/sandboxes/x/hosts", options: ["rbind"] },
-    { destination: "/dev/shm", type: "bind", source: "/run/containerd/sandboxes/x/shm", options: ["rbind", "ro"] },
+    {
+      destination: "/etc/hosts",
+      type: "bind",
+      source: "/var/lib/containerd/sandboxes/x/hosts",
+      options: ["rbind"],
+    },
+    {
+      destination: "/dev/shm",
+      type: "bind",
+      source: "/run/containerd/sandboxes/x/shm",
+      options: ["rbind", "ro"],
+    },
     { destination: "/data", type: "none", source: "/guest/dir", options: ["bind"] },
   ],
   linux: {
@@ -48,11 +58,18 @@ describe("prepareSpec", () => {
     expect(r.cgroupsPath).toBe("beetroot/c1");
     expect(s.mounts).toEqual([
       { destination: "/proc", type: "proc", source: "proc" },
-      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      {
+        destination: "/dev/shm",
+        type: "tmpfs",
+        source: "shm",
+        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+      },
       { destination: "/data", type: "none", source: "/guest/dir", options: ["bind"] },
     ]);
     expect(r.notes).toHaveLength(6);
-    expect(r.notes.join("\n")).toContain("dropped bind mount /var/lib/containerd/sandboxes/x/hosts → /etc/hosts");
+    expect(r.notes.join("\n")).toContain(
+      "dropped bind mount /var/lib/containerd/sandboxes/x/hosts → /etc/hosts",
+    );
   });
 
   it("keeps a cgroupfs path", () => {
@@ -64,12 +81,18 @@ describe("prepareSpec", () => {
   it("refuses what it cannot honour with InvalidArgument", () => {
     expect(code(() => prepareSpec("{", ctx))).toBe(Code.InvalidArgument);
     expect(code(() => prepareSpec("[]", ctx))).toBe(Code.InvalidArgument);
-    expect(code(() => prepareSpec(JSON.stringify({ ...base(), process: undefined }), ctx))).toBe(Code.InvalidArgument);
+    expect(code(() => prepareSpec(JSON.stringify({ ...base(), process: undefined }), ctx))).toBe(
+      Code.InvalidArgument,
+    );
     const uts = base();
     uts.linux.namespaces.push({ type: "uts", path: "/proc/77/ns/uts" });
-    expect(() => prepareSpec(JSON.stringify(uts), ctx)).toThrow("uts namespace /proc/77/ns/uts does not exist in the VM");
+    expect(() => prepareSpec(JSON.stringify(uts), ctx)).toThrow(
+      "uts namespace /proc/77/ns/uts does not exist in the VM",
+    );
     const hooks = { ...base(), hooks: { prestart: [{ path: "/usr/bin/nvidia-hook" }] } };
-    expect(() => prepareSpec(JSON.stringify(hooks), ctx)).toThrow('prestart hook "/usr/bin/nvidia-hook" does not exist in the VM');
+    expect(() => prepareSpec(JSON.stringify(hooks), ctx)).toThrow(
+      'prestart hook "/usr/bin/nvidia-hook" does not exist in the VM',
+    );
     expect(() => prepareSpec(JSON.stringify(base()), { ...ctx, terminal: true })).toThrow(
       "spec.process.terminal is false but the stdio request says true",
     );
@@ -78,6 +101,8 @@ describe("prepareSpec", () => {
 
 describe("prepareProcess", () => {
   it("checks args", () => {
-    expect(() => prepareProcess({ args: [] }, false, "process", [])).toThrow("process.args must be a non-empty list of strings");
+    expect(() => prepareProcess({ args: [] }, false, "process", [])).toThrow(
+      "process.args must be a non-empty list of strings",
+    );
   });
 });

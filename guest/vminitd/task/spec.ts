@@ -58,7 +58,9 @@ export function prepareProcess(process: Json, terminal: boolean, what: string, n
     throw invalidArgument(`${what}.args must be a non-empty list of strings`);
   }
   if ((p.terminal === true) !== terminal) {
-    throw invalidArgument(`${what}.terminal is ${p.terminal === true} but the stdio request says ${terminal}`);
+    throw invalidArgument(
+      `${what}.terminal is ${p.terminal === true} but the stdio request says ${terminal}`,
+    );
   }
   for (const key of ["apparmorProfile", "selinuxLabel"]) {
     if (p[key] !== undefined && p[key] !== "") {
@@ -91,7 +93,8 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
   if (Array.isArray(linux.namespaces)) {
     const kept: Json[] = [];
     for (const ns of linux.namespaces) {
-      if (!isObject(ns) || typeof ns.type !== "string") throw invalidArgument("spec linux.namespaces has a malformed entry");
+      if (!isObject(ns) || typeof ns.type !== "string")
+        throw invalidArgument("spec linux.namespaces has a malformed entry");
       const path = typeof ns.path === "string" ? ns.path : "";
       if (path !== "" && ns.type === "network") {
         notes.push(`network namespace ${path} is the host's: the container uses the VM's network`);
@@ -108,7 +111,8 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
   let cgroupsPath = typeof linux.cgroupsPath === "string" ? linux.cgroupsPath : "";
   if (!cgroupsPath.startsWith("/") || cgroupsPath.includes("..")) {
     const replacement = `/beetroot/${ctx.id}`;
-    if (cgroupsPath !== "") notes.push(`cgroupsPath ${JSON.stringify(cgroupsPath)} is not a cgroupfs path: using ${replacement}`);
+    if (cgroupsPath !== "")
+      notes.push(`cgroupsPath ${JSON.stringify(cgroupsPath)} is not a cgroupfs path: using ${replacement}`);
     cgroupsPath = replacement;
   }
   linux.cgroupsPath = cgroupsPath;
@@ -118,7 +122,8 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
     if (!Array.isArray(spec.mounts)) throw invalidArgument("spec mounts is not a list");
     const mounts: Json[] = [];
     for (const m of spec.mounts) {
-      if (!isObject(m) || typeof m.destination !== "string") throw invalidArgument("spec mounts has a malformed entry");
+      if (!isObject(m) || typeof m.destination !== "string")
+        throw invalidArgument("spec mounts has a malformed entry");
       if (isBind(m) && typeof m.source === "string" && !ctx.exists(m.source)) {
         if (m.destination === "/dev/shm") {
           notes.push(`/dev/shm bind from ${m.source} (host) became a private tmpfs`);
@@ -138,7 +143,8 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
       if (!Array.isArray(list)) continue;
       for (const h of list) {
         const path = isObject(h) && typeof h.path === "string" ? h.path : "";
-        if (!ctx.exists(path)) throw invalidArgument(`${kind} hook ${JSON.stringify(path)} does not exist in the VM`);
+        if (!ctx.exists(path))
+          throw invalidArgument(`${kind} hook ${JSON.stringify(path)} does not exist in the VM`);
       }
     }
   }
