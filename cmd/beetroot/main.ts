@@ -26,6 +26,10 @@ const commands: Record<string, Command> = {
     summary: "release what crashed VMs/shims left behind (from the resource ledger)",
     load: () => import("../../internal/cleanup/gc-command.ts"),
   },
+  demo: {
+    summary: "run a container through a private containerd in a beetroot micro-VM",
+    load: () => import("../../internal/demo/command.ts"),
+  },
   doctor: {
     summary: "check this host: deps, assets, TSC, KVM probe (real boot) and the accelerator in use",
     load: () => import("../../internal/vm/doctor-command.ts"),
