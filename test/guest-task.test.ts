@@ -314,6 +314,16 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
     await task().delete({ id: "c3" });
   });
 
+  it("takes the host's half-close of stdin as EOF (what the shim does after CloseIO)", async () => {
+    const io = await stdio({ stdin: true, stdout: true });
+    await task().create({ id: "cat2", specJson: spec("cat2", ["/bin/cat"]), rootfs, stdio: io.ports });
+    await task().start({ id: "cat2" });
+    (await io.stdin)?.end("last words\n");
+    expect((await task().wait({ id: "cat2" })).exitStatus).toBe(0);
+    expect(await io.stdout).toBe("last words\n");
+    await task().delete({ id: "cat2" });
+  });
+
   it("gives a terminal through crun's console socket", async () => {
     const io = await stdio({ stdout: true }, true);
     await task().create({
