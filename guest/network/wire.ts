@@ -71,7 +71,9 @@ export function configFromRequest(req: ConfigureNetworkRequest): GuestNetworkCon
   });
 }
 
-export function networkStatusMessage(state: NetworkState): MessageInitShape<typeof NetworkStatusResponseSchema> {
+export function networkStatusMessage(
+  state: NetworkState,
+): MessageInitShape<typeof NetworkStatusResponseSchema> {
   return {
     interfaces: state.interfaces.map((i) => ({ ...i, addresses: [...i.addresses] })),
     routes: state.routes.map((r) => ({ ...r })),

@@ -11,10 +11,10 @@ import type {
   ConfigureNetworkResponseSchema,
   NetworkStatusResponseSchema,
 } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import { NetworkError } from "../../internal/rtnetlink/errors.ts";
+import { Code, TtrpcError } from "../../internal/ttrpc/index.ts";
 import type { GuestNetworkOps } from "../network/guest-ops.ts";
 import { configFromRequest, networkStatusMessage } from "../network/wire.ts";
-import { Code, TtrpcError } from "../../internal/ttrpc/index.ts";
-import { NetworkError } from "../../internal/rtnetlink/errors.ts";
 import type { Logger } from "./log.ts";
 
 /**

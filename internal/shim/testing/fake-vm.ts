@@ -5,8 +5,10 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  ConfigureNetworkResponseSchema,
   HealthResponseSchema,
   InfoResponseSchema,
+  NetworkStatusResponseSchema,
   SelfTestResponseSchema,
 } from "../../../api/gen/beetroot/guest/v1/system_pb.ts";
 import {
@@ -275,6 +277,8 @@ export class FakeVm implements Vm {
       health: async () => create(HealthResponseSchema, { ok: true }),
       shutdown: async () => create(EmptySchema),
       selfTest: async () => create(SelfTestResponseSchema, { ok: true }),
+      configureNetwork: async () => create(ConfigureNetworkResponseSchema, {}),
+      networkStatus: async () => create(NetworkStatusResponseSchema, {}),
     },
   };
 

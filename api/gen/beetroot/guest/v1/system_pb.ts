@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file beetroot/guest/v1/system.proto.
  */
 export const file_beetroot_guest_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("Ch5iZWV0cm9vdC9ndWVzdC92MS9zeXN0ZW0ucHJvdG8SEWJlZXRyb290Lmd1ZXN0LnYxIr0CCgxJbmZvUmVzcG9uc2USFwoPdm1pbml0ZF92ZXJzaW9uGAEgASgJEhMKC2J1bl92ZXJzaW9uGAIgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAMgASgJEhQKDGNydW5fdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARIUCgxjYXBhYmlsaXRpZXMYBiADKAkSDAoEY3B1cxgHIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCCABKAQSJAocdm1pbml0ZF9zdGFydF91cHRpbWVfc2Vjb25kcxgJIAEoARIcChRyZWFkeV91cHRpbWVfc2Vjb25kcxgKIAEoARIgChhpbml0X2V4ZWNfdXB0aW1lX3NlY29uZHMYCyABKAESGQoRaW1hZ2VfZmluZ2VycHJpbnQYDCABKAkiLAoOSGVhbHRoUmVzcG9uc2USCgoCb2sYASABKAgSDgoGZGV0YWlsGAIgASgJIigKD1NodXRkb3duUmVxdWVzdBIVCg1ncmFjZV9zZWNvbmRzGAEgASgNIh8KD1NlbGZUZXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIlsKEFNlbGZUZXN0UmVzcG9uc2USCgoCb2sYASABKAgSEQoJZXhpdF9jb2RlGAIgASgFEg4KBm91dHB1dBgDIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAQgASgBMqsCCgZTeXN0ZW0SPwoESW5mbxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRofLmJlZXRyb290Lmd1ZXN0LnYxLkluZm9SZXNwb25zZRJDCgZIZWFsdGgSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIS5iZWV0cm9vdC5ndWVzdC52MS5IZWFsdGhSZXNwb25zZRJGCghTaHV0ZG93bhIiLmJlZXRyb290Lmd1ZXN0LnYxLlNodXRkb3duUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJTCghTZWxmVGVzdBIiLmJlZXRyb290Lmd1ZXN0LnYxLlNlbGZUZXN0UmVxdWVzdBojLmJlZXRyb290Lmd1ZXN0LnYxLlNlbGZUZXN0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_empty]);
+  fileDesc("Ch5iZWV0cm9vdC9ndWVzdC92MS9zeXN0ZW0ucHJvdG8SEWJlZXRyb290Lmd1ZXN0LnYxIr0CCgxJbmZvUmVzcG9uc2USFwoPdm1pbml0ZF92ZXJzaW9uGAEgASgJEhMKC2J1bl92ZXJzaW9uGAIgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAMgASgJEhQKDGNydW5fdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARIUCgxjYXBhYmlsaXRpZXMYBiADKAkSDAoEY3B1cxgHIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCCABKAQSJAocdm1pbml0ZF9zdGFydF91cHRpbWVfc2Vjb25kcxgJIAEoARIcChRyZWFkeV91cHRpbWVfc2Vjb25kcxgKIAEoARIgChhpbml0X2V4ZWNfdXB0aW1lX3NlY29uZHMYCyABKAESGQoRaW1hZ2VfZmluZ2VycHJpbnQYDCABKAkiLAoOSGVhbHRoUmVzcG9uc2USCgoCb2sYASABKAgSDgoGZGV0YWlsGAIgASgJIigKD1NodXRkb3duUmVxdWVzdBIVCg1ncmFjZV9zZWNvbmRzGAEgASgNIh8KD1NlbGZUZXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIlsKEFNlbGZUZXN0UmVzcG9uc2USCgoCb2sYASABKAgSEQoJZXhpdF9jb2RlGAIgASgFEg4KBm91dHB1dBgDIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAQgASgBIk0KEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSCwoDbXR1GAMgASgNEhEKCWFkZHJlc3NlcxgEIAMoCSKZAQoMTmV0d29ya1JvdXRlEgsKA2RzdBgBIAEoCRIUCgdnYXRld2F5GAIgASgJSACIAQESEQoJaW50ZXJmYWNlGAMgASgJEg0KBXNjb3BlGAQgASgJEhMKBm1ldHJpYxgFIAEoDUgBiAEBEhAKA210dRgGIAEoDUgCiAEBQgoKCF9nYXRld2F5QgkKB19tZXRyaWNCBgoEX210dSJCCgpOZXR3b3JrRG5zEhMKC25hbWVzZXJ2ZXJzGAEgAygJEg4KBnNlYXJjaBgCIAMoCRIPCgdvcHRpb25zGAMgAygJIsABChdDb25maWd1cmVOZXR3b3JrUmVxdWVzdBIPCgd2ZXJzaW9uGAEgASgNEjcKCmludGVyZmFjZXMYAiADKAsyIy5iZWV0cm9vdC5ndWVzdC52MS5OZXR3b3JrSW50ZXJmYWNlEi8KBnJvdXRlcxgDIAMoCzIfLmJlZXRyb290Lmd1ZXN0LnYxLk5ldHdvcmtSb3V0ZRIqCgNkbnMYBCABKAsyHS5iZWV0cm9vdC5ndWVzdC52MS5OZXR3b3JrRG5zIp0BChhDb25maWd1cmVOZXR3b3JrUmVzcG9uc2USOAoGc3RhdHVzGAEgASgLMiguYmVldHJvb3QuZ3Vlc3QudjEuTmV0d29ya1N0YXR1c1Jlc3BvbnNlEhgKEHJlc29sdl9jb25mX3BhdGgYAiABKAkSEwoLcmVzb2x2X2NvbmYYAyABKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoASJpCg9JbnRlcmZhY2VTdGF0dXMSDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSCwoDbXR1GAMgASgNEgoKAnVwGAQgASgIEg8KB2NhcnJpZXIYBSABKAgSEQoJYWRkcmVzc2VzGAYgAygJIoABCgtSb3V0ZVN0YXR1cxILCgNkc3QYASABKAkSFAoHZ2F0ZXdheRgCIAEoCUgAiAEBEhEKCWludGVyZmFjZRgDIAEoCRINCgVzY29wZRgEIAEoCRIOCgZtZXRyaWMYBSABKA0SEAoIcHJvdG9jb2wYBiABKAlCCgoIX2dhdGV3YXkifwoVTmV0d29ya1N0YXR1c1Jlc3BvbnNlEjYKCmludGVyZmFjZXMYASADKAsyIi5iZWV0cm9vdC5ndWVzdC52MS5JbnRlcmZhY2VTdGF0dXMSLgoGcm91dGVzGAIgAygLMh4uYmVldHJvb3QuZ3Vlc3QudjEuUm91dGVTdGF0dXMy6wMKBlN5c3RlbRI/CgRJbmZvEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh8uYmVldHJvb3QuZ3Vlc3QudjEuSW5mb1Jlc3BvbnNlEkMKBkhlYWx0aBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRohLmJlZXRyb290Lmd1ZXN0LnYxLkhlYWx0aFJlc3BvbnNlEkYKCFNodXRkb3duEiIuYmVldHJvb3QuZ3Vlc3QudjEuU2h1dGRvd25SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElMKCFNlbGZUZXN0EiIuYmVldHJvb3QuZ3Vlc3QudjEuU2VsZlRlc3RSZXF1ZXN0GiMuYmVldHJvb3QuZ3Vlc3QudjEuU2VsZlRlc3RSZXNwb25zZRJrChBDb25maWd1cmVOZXR3b3JrEiouYmVldHJvb3QuZ3Vlc3QudjEuQ29uZmlndXJlTmV0d29ya1JlcXVlc3QaKy5iZWV0cm9vdC5ndWVzdC52MS5Db25maWd1cmVOZXR3b3JrUmVzcG9uc2USUQoNTmV0d29ya1N0YXR1cxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRooLmJlZXRyb290Lmd1ZXN0LnYxLk5ldHdvcmtTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty]);
 
 /**
  * @generated from message beetroot.guest.v1.InfoResponse
@@ -193,6 +193,307 @@ export const SelfTestResponseSchema: GenMessage<SelfTestResponse> = /*@__PURE__*
   messageDesc(file_beetroot_guest_v1_system, 4);
 
 /**
+ * @generated from message beetroot.guest.v1.NetworkInterface
+ */
+export type NetworkInterface = Message<"beetroot.guest.v1.NetworkInterface"> & {
+  /**
+   * The name the interface has in the pod's network namespace ("eth0"); the guest uses the same.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "02:42:0a:7b:00:07": identical to the pod interface's MAC; the guest finds its NIC by it.
+   *
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+
+  /**
+   * @generated from field: uint32 mtu = 3;
+   */
+  mtu: number;
+
+  /**
+   * CIDRs: "10.123.0.7/16", "fd00::7/64".
+   *
+   * @generated from field: repeated string addresses = 4;
+   */
+  addresses: string[];
+};
+
+/**
+ * Describes the message beetroot.guest.v1.NetworkInterface.
+ * Use `create(NetworkInterfaceSchema)` to create a new message.
+ */
+export const NetworkInterfaceSchema: GenMessage<NetworkInterface> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 5);
+
+/**
+ * @generated from message beetroot.guest.v1.NetworkRoute
+ */
+export type NetworkRoute = Message<"beetroot.guest.v1.NetworkRoute"> & {
+  /**
+   * CIDR; "0.0.0.0/0" / "::/0" is the default route.
+   *
+   * @generated from field: string dst = 1;
+   */
+  dst: string;
+
+  /**
+   * @generated from field: optional string gateway = 2;
+   */
+  gateway?: string | undefined;
+
+  /**
+   * NetworkInterface.name
+   *
+   * @generated from field: string interface = 3;
+   */
+  interface: string;
+
+  /**
+   * "link" for on-link routes without a gateway; empty for universe.
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: optional uint32 metric = 5;
+   */
+  metric?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 mtu = 6;
+   */
+  mtu?: number | undefined;
+};
+
+/**
+ * Describes the message beetroot.guest.v1.NetworkRoute.
+ * Use `create(NetworkRouteSchema)` to create a new message.
+ */
+export const NetworkRouteSchema: GenMessage<NetworkRoute> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 6);
+
+/**
+ * @generated from message beetroot.guest.v1.NetworkDns
+ */
+export type NetworkDns = Message<"beetroot.guest.v1.NetworkDns"> & {
+  /**
+   * @generated from field: repeated string nameservers = 1;
+   */
+  nameservers: string[];
+
+  /**
+   * @generated from field: repeated string search = 2;
+   */
+  search: string[];
+
+  /**
+   * @generated from field: repeated string options = 3;
+   */
+  options: string[];
+};
+
+/**
+ * Describes the message beetroot.guest.v1.NetworkDns.
+ * Use `create(NetworkDnsSchema)` to create a new message.
+ */
+export const NetworkDnsSchema: GenMessage<NetworkDns> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 7);
+
+/**
+ * @generated from message beetroot.guest.v1.ConfigureNetworkRequest
+ */
+export type ConfigureNetworkRequest = Message<"beetroot.guest.v1.ConfigureNetworkRequest"> & {
+  /**
+   * Version of the document; 1.
+   *
+   * @generated from field: uint32 version = 1;
+   */
+  version: number;
+
+  /**
+   * @generated from field: repeated beetroot.guest.v1.NetworkInterface interfaces = 2;
+   */
+  interfaces: NetworkInterface[];
+
+  /**
+   * Applied in this order (routes without a gateway first).
+   *
+   * @generated from field: repeated beetroot.guest.v1.NetworkRoute routes = 3;
+   */
+  routes: NetworkRoute[];
+
+  /**
+   * @generated from field: beetroot.guest.v1.NetworkDns dns = 4;
+   */
+  dns?: NetworkDns | undefined;
+};
+
+/**
+ * Describes the message beetroot.guest.v1.ConfigureNetworkRequest.
+ * Use `create(ConfigureNetworkRequestSchema)` to create a new message.
+ */
+export const ConfigureNetworkRequestSchema: GenMessage<ConfigureNetworkRequest> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 8);
+
+/**
+ * @generated from message beetroot.guest.v1.ConfigureNetworkResponse
+ */
+export type ConfigureNetworkResponse = Message<"beetroot.guest.v1.ConfigureNetworkResponse"> & {
+  /**
+   * What the guest kernel holds after applying the request.
+   *
+   * @generated from field: beetroot.guest.v1.NetworkStatusResponse status = 1;
+   */
+  status?: NetworkStatusResponse | undefined;
+
+  /**
+   * Guest path of the rendered resolv.conf (bind it to a container's /etc/resolv.conf).
+   *
+   * @generated from field: string resolv_conf_path = 2;
+   */
+  resolvConfPath: string;
+
+  /**
+   * @generated from field: string resolv_conf = 3;
+   */
+  resolvConf: string;
+
+  /**
+   * @generated from field: double duration_seconds = 4;
+   */
+  durationSeconds: number;
+};
+
+/**
+ * Describes the message beetroot.guest.v1.ConfigureNetworkResponse.
+ * Use `create(ConfigureNetworkResponseSchema)` to create a new message.
+ */
+export const ConfigureNetworkResponseSchema: GenMessage<ConfigureNetworkResponse> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 9);
+
+/**
+ * @generated from message beetroot.guest.v1.InterfaceStatus
+ */
+export type InterfaceStatus = Message<"beetroot.guest.v1.InterfaceStatus"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+
+  /**
+   * @generated from field: uint32 mtu = 3;
+   */
+  mtu: number;
+
+  /**
+   * IFF_UP (administratively up) and IFF_LOWER_UP (carrier).
+   *
+   * @generated from field: bool up = 4;
+   */
+  up: boolean;
+
+  /**
+   * @generated from field: bool carrier = 5;
+   */
+  carrier: boolean;
+
+  /**
+   * Every address with its prefix length, IPv6 link-local included.
+   *
+   * @generated from field: repeated string addresses = 6;
+   */
+  addresses: string[];
+};
+
+/**
+ * Describes the message beetroot.guest.v1.InterfaceStatus.
+ * Use `create(InterfaceStatusSchema)` to create a new message.
+ */
+export const InterfaceStatusSchema: GenMessage<InterfaceStatus> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 10);
+
+/**
+ * @generated from message beetroot.guest.v1.RouteStatus
+ */
+export type RouteStatus = Message<"beetroot.guest.v1.RouteStatus"> & {
+  /**
+   * @generated from field: string dst = 1;
+   */
+  dst: string;
+
+  /**
+   * @generated from field: optional string gateway = 2;
+   */
+  gateway?: string | undefined;
+
+  /**
+   * @generated from field: string interface = 3;
+   */
+  interface: string;
+
+  /**
+   * "universe", "link", "host".
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: uint32 metric = 5;
+   */
+  metric: number;
+
+  /**
+   * "kernel" (made by the kernel for an address), "boot", "static" or the protocol number.
+   *
+   * @generated from field: string protocol = 6;
+   */
+  protocol: string;
+};
+
+/**
+ * Describes the message beetroot.guest.v1.RouteStatus.
+ * Use `create(RouteStatusSchema)` to create a new message.
+ */
+export const RouteStatusSchema: GenMessage<RouteStatus> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 11);
+
+/**
+ * @generated from message beetroot.guest.v1.NetworkStatusResponse
+ */
+export type NetworkStatusResponse = Message<"beetroot.guest.v1.NetworkStatusResponse"> & {
+  /**
+   * @generated from field: repeated beetroot.guest.v1.InterfaceStatus interfaces = 1;
+   */
+  interfaces: InterfaceStatus[];
+
+  /**
+   * Unicast routes of the main table.
+   *
+   * @generated from field: repeated beetroot.guest.v1.RouteStatus routes = 2;
+   */
+  routes: RouteStatus[];
+};
+
+/**
+ * Describes the message beetroot.guest.v1.NetworkStatusResponse.
+ * Use `create(NetworkStatusResponseSchema)` to create a new message.
+ */
+export const NetworkStatusResponseSchema: GenMessage<NetworkStatusResponse> = /*@__PURE__*/
+  messageDesc(file_beetroot_guest_v1_system, 12);
+
+/**
  * @generated from service beetroot.guest.v1.System
  */
 export const System: GenService<{
@@ -236,6 +537,31 @@ export const System: GenService<{
     methodKind: "unary";
     input: typeof SelfTestRequestSchema;
     output: typeof SelfTestResponseSchema;
+  },
+  /**
+   * Configures the VM's NICs from the pod network the host spliced them onto (the document of
+   * internal/rtnetlink/netconfig.ts, typed): NICs found by MAC, renamed, MTU, addresses, link up,
+   * routes in order; writes resolv.conf for the containers. Answers with what the guest kernel then
+   * holds. Once per VM: a different second request is FailedPrecondition, the same one is answered
+   * again (a retry after a lost reply). InvalidArgument for a malformed request, NotFound when no NIC
+   * has a requested MAC.
+   *
+   * @generated from rpc beetroot.guest.v1.System.ConfigureNetwork
+   */
+  configureNetwork: {
+    methodKind: "unary";
+    input: typeof ConfigureNetworkRequestSchema;
+    output: typeof ConfigureNetworkResponseSchema;
+  },
+  /**
+   * The guest's network as its kernel reports it (rtnetlink dump): interfaces, addresses, routes.
+   *
+   * @generated from rpc beetroot.guest.v1.System.NetworkStatus
+   */
+  networkStatus: {
+    methodKind: "unary";
+    input: typeof EmptySchema;
+    output: typeof NetworkStatusResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_beetroot_guest_v1_system, 0);
