@@ -1,6 +1,9 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ConfigureNetworkRequestSchema } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import {
+  ConfigureNetworkRequestSchema,
+  NetworkRouteSchema,
+} from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import type { GuestNetworkConfig } from "../../internal/rtnetlink/netconfig.ts";
 import { configFromRequest, configureNetworkRequest } from "./wire.ts";
 
@@ -27,6 +30,12 @@ function overTheWire(c: GuestNetworkConfig) {
   return fromBinary(ConfigureNetworkRequestSchema, bytes);
 }
 
+function withRoutes(...routes: MessageInitShape<typeof NetworkRouteSchema>[]) {
+  const req = create(ConfigureNetworkRequestSchema, configureNetworkRequest(config));
+  req.routes = routes.map((r) => create(NetworkRouteSchema, r));
+  return req;
+}
+
 describe("ConfigureNetworkRequest ↔ GuestNetworkConfig", () => {
   it("round-trips every field, optional ones included", () => {
     expect(configFromRequest(overTheWire(config))).toEqual(config);
@@ -45,15 +54,9 @@ describe("ConfigureNetworkRequest ↔ GuestNetworkConfig", () => {
     expect(() => configFromRequest({ ...req, version: 0 })).toThrow(/version 0 is not 1/);
     const badMtu = overTheWire({ ...config, interfaces: [{ ...config.interfaces[0]!, mtu: 10 }] });
     expect(() => configFromRequest(badMtu)).toThrow(/interfaces\[0\]\.mtu 10/);
-    const badScope = create(ConfigureNetworkRequestSchema, {
-      ...configureNetworkRequest(config),
-      routes: [{ dst: "10.0.0.0/8", interface: "eth0", scope: "host" }],
-    });
+    const badScope = withRoutes({ dst: "10.0.0.0/8", interface: "eth0", scope: "host" });
     expect(() => configFromRequest(badScope)).toThrow(/routes\[0\]\.scope/);
-    const unknownIf = create(ConfigureNetworkRequestSchema, {
-      ...configureNetworkRequest(config),
-      routes: [{ dst: "10.0.0.0/8", interface: "eth9" }],
-    });
+    const unknownIf = withRoutes({ dst: "10.0.0.0/8", interface: "eth9" });
     expect(() => configFromRequest(unknownIf)).toThrow(/eth9, which is not configured/);
   });
 

@@ -1,7 +1,11 @@
 import { Duplex, PassThrough } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigureNetworkRequestSchema, System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import {
+  ConfigureNetworkRequestSchema,
+  NetworkInterfaceSchema,
+  System,
+} from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { NetworkError } from "../../internal/rtnetlink/errors.ts";
 import type { GuestNetworkConfig } from "../../internal/rtnetlink/netconfig.ts";
 import { Client, Code, Server } from "../../internal/ttrpc/index.ts";
@@ -118,10 +122,8 @@ describe("System.ConfigureNetwork / NetworkStatus", () => {
   it("answers a malformed request with InvalidArgument and touches nothing", async () => {
     const f = fakeOps();
     const { system } = serve(f.ops);
-    const bad = create(ConfigureNetworkRequestSchema, {
-      ...configureNetworkRequest(config),
-      interfaces: [{ name: "eth0", mac: "not-a-mac", mtu: 1500 }],
-    });
+    const bad = create(ConfigureNetworkRequestSchema, configureNetworkRequest(config));
+    bad.interfaces = [create(NetworkInterfaceSchema, { name: "eth0", mac: "not-a-mac", mtu: 1500 })];
     await expect(system.configureNetwork(bad)).rejects.toMatchObject({
       code: Code.InvalidArgument,
       message: expect.stringMatching(/interfaces\[0\]\.mac/),
