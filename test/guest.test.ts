@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,9 @@ import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { hostTscKhz, kernelArtifact } from "../internal/kernel/index.ts";
 import { createLogger } from "../internal/log/logger.ts";
 import { Code, TtrpcError } from "../internal/ttrpc/index.ts";
+import { spawnChild, terminateChild } from "../internal/vm/child.ts";
 import { QemuVmm } from "../internal/vm/launcher.ts";
+import { buildKernelCmdline, buildQemuArgs } from "../internal/vm/qemu-args.ts";
 import type { Vm } from "../internal/vm/vm.ts";
 import pkg from "../package.json" with { type: "json" };
 
@@ -149,6 +151,63 @@ describe.skipIf(reason)("the guest image in a micro-VM", () => {
       console.log(`System.Shutdown → QEMU exit: ${ms.toFixed(0)} ms`);
     } finally {
       closeSync(fd);
+    }
+  });
+});
+
+describe.skipIf(reason)("a guest whose host never answers", () => {
+  it("powers itself off after the dial timeout instead of lingering as an orphan", async () => {
+    const deps = loadHostDeps();
+    const dir = mkdtempSync(join(tmpdir(), "bo-"));
+    const vhostUser = join(dir, "vu.sock");
+    const consoleLog = join(dir, "console.log");
+    // vsock works, but nobody listens on <uds>_1024: every dial is refused.
+    const vsockd = await spawnChild(
+      deps.vhostDeviceVsock,
+      ["--vm", `guest-cid=3,socket=${vhostUser},uds-path=${join(dir, "v.sock")}`],
+      join(dir, "vsockd.log"),
+    );
+    try {
+      const deadline = Date.now() + 5000;
+      while (!existsSync(vhostUser) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const dialTimeoutMs = 3000;
+      const cmdline = buildKernelCmdline({
+        hostname: "orphan",
+        port: 1024,
+        hostTimeMs: Date.now(),
+        dialTimeoutMs,
+        tscKhz: (await hostTscKhz().catch(() => undefined))?.khz,
+        init: "/sbin/init",
+        verbose: false,
+        extra: [],
+      });
+      const args = buildQemuArgs({
+        kernel: kernelArtifact().vmlinux,
+        cmdline,
+        accel: "tcg",
+        cpus: 1,
+        memoryMiB: 256,
+        disks: [{ id: "root", path: guestImageArtifact().image, readonly: true }],
+        qmpSocket: join(dir, "qmp.sock"),
+        consoleLog,
+        vhostUserSocket: vhostUser,
+      });
+      const started = performance.now();
+      const qemu = await spawnChild(deps.qemu, args, join(dir, "qemu.log"));
+      const timer = setTimeout(() => qemu.process.kill("SIGKILL"), 60_000);
+      const exit = await qemu.exited;
+      clearTimeout(timer);
+      const seconds = (performance.now() - started) / 1000;
+      const console_ = readFileSync(consoleLog, "utf8");
+      console.log(`unreachable host: QEMU exited on its own after ${seconds.toFixed(1)} s`);
+      expect(exit, console_).toEqual({ code: 0, signal: null });
+      expect(console_).toMatch(
+        /msg="giving up on the host" src=vminitd reason="host unreachable after \d+ attempts/,
+      );
+      expect(console_).toMatch(/msg="powering off"/);
+    } finally {
+      await terminateChild(vsockd, 1000);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
