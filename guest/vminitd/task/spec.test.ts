@@ -99,6 +99,40 @@ describe("prepareSpec", () => {
   });
 });
 
+describe("the pod's resolv.conf", () => {
+  const pod = "/run/beetroot/resolv.conf";
+  it("replaces CRI's host resolv.conf bind", () => {
+    const s = base();
+    s.mounts.push({
+      destination: "/etc/resolv.conf",
+      type: "bind",
+      source: "/var/lib/containerd/x/resolv.conf",
+      options: ["rbind", "ro"],
+    });
+    const r = prepareSpec(JSON.stringify(s), { ...ctx, podResolvConf: pod });
+    expect(
+      (r.spec.mounts as { destination: string }[]).filter((m) => m.destination === "/etc/resolv.conf"),
+    ).toEqual([{ destination: "/etc/resolv.conf", type: "bind", source: pod, options: ["rbind", "ro"] }]);
+  });
+  it("is added for a container on the VM's network, not for one with its own namespace", () => {
+    const onVm = prepareSpec(JSON.stringify(base()), { ...ctx, podResolvConf: pod });
+    expect((onVm.spec.mounts as { destination: string; source: string }[]).at(-1)).toMatchObject({
+      destination: "/etc/resolv.conf",
+      source: pod,
+    });
+    const own = base();
+    own.linux.namespaces = [{ type: "pid" }, { type: "network" }];
+    const isolated = prepareSpec(JSON.stringify(own), { ...ctx, podResolvConf: pod });
+    expect(
+      (isolated.spec.mounts as { destination: string }[]).some((m) => m.destination === "/etc/resolv.conf"),
+    ).toBe(false);
+    const none = prepareSpec(JSON.stringify(base()), ctx);
+    expect(
+      (none.spec.mounts as { destination: string }[]).some((m) => m.destination === "/etc/resolv.conf"),
+    ).toBe(false);
+  });
+});
+
 describe("prepareProcess", () => {
   it("checks args", () => {
     expect(() => prepareProcess({ args: [] }, false, "process", [])).toThrow(

@@ -4,8 +4,10 @@
  *  - a network namespace given by path (the pod's netns on the host) is the VM's own network:
  *    the entry goes, so the container shares the guest's network namespace — the pod NIC;
  *  - other namespace paths must exist in the guest (`/proc/<guest pid>/ns/…` of a pod member);
- *  - bind mounts whose source does not exist in the guest (host files such as CRI's hosts or
- *    resolv.conf) are dropped, except /dev/shm, which becomes a private tmpfs;
+ *  - bind mounts whose source does not exist in the guest (host files such as CRI's hosts) are
+ *    dropped, except /dev/shm, which becomes a private tmpfs, and /etc/resolv.conf, which becomes
+ *    the pod's resolv.conf the guest wrote (System.ConfigureNetwork) when there is one;
+ *  - a container on the VM's network without a resolv.conf mount gets the pod's bound read-only;
  *  - AppArmor/SELinux labels go (the guest kernel has neither);
  *  - cgroupsPath must be a cgroupfs path: systemd-style values are replaced.
  * Every change is reported in `notes`; what cannot be honoured is an InvalidArgument.
@@ -20,6 +22,8 @@ export interface SpecContext {
   readonly terminal: boolean;
   /** Whether a path exists in the guest. */
   readonly exists: (path: string) => boolean;
+  /** The pod's resolv.conf in the guest, when the network was configured. */
+  readonly podResolvConf?: string;
 }
 
 export interface PreparedSpec {
@@ -90,8 +94,10 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
   }
   delete linux.mountLabel;
 
+  let onVmNetwork = !Array.isArray(linux.namespaces);
   if (Array.isArray(linux.namespaces)) {
     const kept: Json[] = [];
+    onVmNetwork = !linux.namespaces.some((ns) => isObject(ns) && ns.type === "network" && !ns.path);
     for (const ns of linux.namespaces) {
       if (!isObject(ns) || typeof ns.type !== "string")
         throw invalidArgument("spec linux.namespaces has a malformed entry");
@@ -125,7 +131,12 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
       if (!isObject(m) || typeof m.destination !== "string")
         throw invalidArgument("spec mounts has a malformed entry");
       if (isBind(m) && typeof m.source === "string" && !ctx.exists(m.source)) {
-        if (m.destination === "/dev/shm") {
+        if (m.destination === "/etc/resolv.conf" && ctx.podResolvConf) {
+          notes.push(
+            `/etc/resolv.conf bind from ${m.source} (host) now binds the pod's ${ctx.podResolvConf}`,
+          );
+          mounts.push({ ...m, source: ctx.podResolvConf });
+        } else if (m.destination === "/dev/shm") {
           notes.push(`/dev/shm bind from ${m.source} (host) became a private tmpfs`);
           mounts.push({ ...SHM_MOUNT });
         } else {
@@ -136,6 +147,19 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
       mounts.push(m);
     }
     spec.mounts = mounts;
+  }
+  const mounts = Array.isArray(spec.mounts) ? (spec.mounts as Json[]) : [];
+  if (ctx.podResolvConf && onVmNetwork && !mounts.some((m) => m.destination === "/etc/resolv.conf")) {
+    spec.mounts = [
+      ...mounts,
+      {
+        destination: "/etc/resolv.conf",
+        type: "bind",
+        source: ctx.podResolvConf,
+        options: ["rbind", "ro", "nosuid", "nodev", "noexec"],
+      },
+    ];
+    notes.push(`bound the pod's ${ctx.podResolvConf} at /etc/resolv.conf`);
   }
 
   if (isObject(spec.hooks)) {
