@@ -5,5 +5,7 @@ export const GUEST_PATHS = {
   crun: "/usr/bin/crun",
   selftestDir: "/usr/lib/beetroot/selftest",
   manifest: "/usr/lib/beetroot/image.json",
+  /** Written by System.ConfigureNetwork (network-service.ts), bound into containers on the VM's network. */
+  podResolvConf: "/run/beetroot/resolv.conf",
   binderfs: "/dev/binderfs",
 } as const;

@@ -29,7 +29,7 @@ import {
 } from "../../../api/gen/beetroot/guest/v1/task_pb.ts";
 import type { ServiceImpl } from "../../../internal/ttrpc/index.ts";
 import { errorMessage, type Logger } from "../log.ts";
-import { RESOLV_CONF_PATH } from "../network-service.ts";
+import { GUEST_PATHS } from "../paths.ts";
 import type { ProcessExit } from "../reaper.ts";
 import type { ProgramRunner } from "../runner.ts";
 import { Crun, CrunError } from "./crun.ts";
@@ -298,7 +298,7 @@ export class TaskService {
             rootfs: plan.rootfs,
             terminal: ports.terminal,
             exists: this.p.exists,
-            ...(this.p.exists(RESOLV_CONF_PATH) ? { podResolvConf: RESOLV_CONF_PATH } : {}),
+            ...(this.p.exists(GUEST_PATHS.podResolvConf) ? { podResolvConf: GUEST_PATHS.podResolvConf } : {}),
           });
           for (const note of prepared.notes) log.info("spec adjusted for the VM", { note });
           let mounted: string[];
