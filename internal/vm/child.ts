@@ -21,12 +21,19 @@ export function describeExit(e: ChildExit): string {
 /**
  * Spawns `file` with stdout ignored and stderr appended to `stderrFile` (a file, not a pipe: it
  * must survive our own death and never block the child). Rejects if the program cannot be run.
+ * `passFds[i]` becomes the child's descriptor `3 + i` (e.g. TAPs for `-netdev tap,fd=N`); the
+ * caller keeps its own copies and closes them when it likes.
  */
-export async function spawnChild(file: string, args: readonly string[], stderrFile: string): Promise<Child> {
+export async function spawnChild(
+  file: string,
+  args: readonly string[],
+  stderrFile: string,
+  passFds: readonly number[] = [],
+): Promise<Child> {
   const fd = openSync(stderrFile, "a");
   let proc: ChildProcess;
   try {
-    proc = spawn(file, args, { stdio: ["ignore", "ignore", fd] });
+    proc = spawn(file, args, { stdio: ["ignore", "ignore", fd, ...passFds] });
   } finally {
     closeSync(fd);
   }

@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, fstatSync, mkdirSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type InfoResponse, System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import type { BeetrootPaths } from "../config/paths.ts";
 import type { Logger } from "../log/logger.ts";
+import type { VmNic } from "../network/network.ts";
 import { releaseAll, releaseContext } from "../state/gc.ts";
 import { type Ledger, openLedger } from "../state/ledger.ts";
 import { identify } from "../state/proc.ts";
@@ -63,6 +64,21 @@ export class VmFailedError extends Error {
 class StopRequested extends Error {
   constructor(readonly kind: "stop" | "kill") {
     super(`VM ${kind} requested during boot`);
+  }
+}
+
+/** A NIC's TAP descriptor must still be open: QEMU would otherwise get nothing (or another file). */
+function checkNics(nics: readonly VmNic[]): void {
+  for (const n of nics) {
+    if (!Number.isInteger(n.fd) || n.fd < 0)
+      throw new Error(`NIC ${n.id}: TAP descriptor ${n.fd} is not a descriptor`);
+    try {
+      if (!fstatSync(n.fd).isCharacterDevice()) throw new Error("not a character device");
+    } catch (err) {
+      throw new Error(
+        `NIC ${n.id}: TAP descriptor ${n.fd} (${n.tap}) is not an open TAP (${(err as Error).message}); close the network's descriptors only after launch()`,
+      );
+    }
   }
 }
 
@@ -184,6 +200,7 @@ class QemuVm implements Vm {
     try {
       checkKernel(this.spec.kernel);
       checkErofsImage(this.spec.rootImage);
+      checkNics(this.spec.nics ?? []);
       await this.bootSteps();
       this.sm.to("running");
       this.log.info("VM running", { accel: this.accel, boot_ms: this.bootTimings?.totalMs });
@@ -290,10 +307,19 @@ class QemuVm implements Vm {
       qmpSocket: files.qmp,
       consoleLog: files.console,
       vhostUserSocket: files.vhostUser,
+      // QEMU finds the TAPs at fd 3, 4, … (spawn's stdio slots after stderr).
+      nics: (spec.nics ?? []).map((nic, i) => ({ nic, fdInChild: 3 + i })),
     });
     await t.acquire("qmp-socket", { kind: "socket", path: files.qmp }, () => {});
     const spawnedAt = performance.now();
-    this.qemu = await this.spawnTracked("qemu", this.deps.qemu, qemuArgs, files.qmp, files.qemuStderr);
+    this.qemu = await this.spawnTracked(
+      "qemu",
+      this.deps.qemu,
+      qemuArgs,
+      files.qmp,
+      files.qemuStderr,
+      (spec.nics ?? []).map((n) => n.fd),
+    );
     this.watchChildren();
 
     this.qmp = await QmpClient.connect(files.qmp, { timeoutMs: 10_000, abort });
@@ -333,6 +359,7 @@ class QemuVm implements Vm {
     args: string[],
     marker: string,
     stderrFile: string,
+    passFds: readonly number[] = [],
   ): Promise<Child> {
     const t = this.tracker!;
     const base: ProcessResource = { kind: "process", cmd: [file, ...args], marker };
@@ -340,7 +367,7 @@ class QemuVm implements Vm {
       label,
       base,
       async (entryId) => {
-        const child = await spawnChild(file, args, stderrFile);
+        const child = await spawnChild(file, args, stderrFile, passFds);
         const id = identify(child.pid);
         if (id) await t.ledger.update(entryId, { ...base, ...id });
         return child;

@@ -50,6 +50,43 @@ describe("QEMU arguments", () => {
     const d = { id: "d", path: "/x", readonly: false };
     expect(() => buildQemuArgs({ ...layout, disks: [d, d] })).toThrow(/unique/);
   });
+
+  it("puts each pod NIC on its TAP descriptor as a virtio-net-device with the pod MAC and MTU", () => {
+    const nic = (i: number) => ({
+      id: `net${i}`,
+      tap: `beetap${i}`,
+      fd: 40 + i,
+      vnetHdr: true,
+      mac: `02:42:0a:7b:00:0${i}`,
+      mtu: 1450,
+      podInterface: `eth${i}`,
+    });
+    const args = buildQemuArgs({
+      ...layout,
+      nics: [
+        { nic: nic(0), fdInChild: 3 },
+        { nic: nic(1), fdInChild: 4 },
+      ],
+    });
+    expect(opt(args, "-netdev")).toEqual(["tap,id=net0,fd=3,vhost=off", "tap,id=net1,fd=4,vhost=off"]);
+    expect(opt(args, "-device").slice(-2)).toEqual([
+      "virtio-net-device,netdev=net0,mac=02:42:0a:7b:00:00,host_mtu=1450",
+      "virtio-net-device,netdev=net1,mac=02:42:0a:7b:00:01,host_mtu=1450",
+    ]);
+    expect(() =>
+      buildQemuArgs({ ...layout, nics: [{ nic: { ...nic(0), id: "root" }, fdInChild: 3 }] }),
+    ).toThrow(/already used/);
+    expect(() =>
+      buildQemuArgs({
+        ...layout,
+        nics: [
+          { nic: nic(0), fdInChild: 3 },
+          { nic: nic(1), fdInChild: 3 },
+        ],
+      }),
+    ).toThrow(/descriptors must differ/);
+    expect(() => buildQemuArgs({ ...layout, nics: [{ nic: nic(0), fdInChild: 2 }] })).toThrow(/≥ 3/);
+  });
 });
 
 describe("kernel command line", () => {

@@ -1,3 +1,6 @@
+import type { VmNic } from "../network/network.ts";
+import { qemuNicArgs } from "../network/qemu.ts";
+
 /**
  * QEMU's command line for a beetroot micro-VM, as a pure function of the VM's shape, so the flags
  * can be read, tested and measured in one place. See docs/vm.md for why each flag is there.
@@ -24,6 +27,13 @@ export interface QemuLayout {
   readonly consoleLog: string;
   /** The vhost-user socket vhost-device-vsock listens on. */
   readonly vhostUserSocket: string;
+  /** Pod NICs: each TAP descriptor as QEMU will find it (its spawn stdio slot, ≥ 3). */
+  readonly nics?: readonly QemuNic[];
+}
+
+export interface QemuNic {
+  readonly nic: VmNic;
+  readonly fdInChild: number;
 }
 
 /**
@@ -97,6 +107,16 @@ export function buildQemuArgs(l: QemuLayout): string[] {
     // The CID is vhost-device-vsock's (--vm guest-cid=…); the vhost-user device has no such property.
     "vhost-user-vsock-device,chardev=vsock",
   ];
+  const nics = l.nics ?? [];
+  const ids = new Set<string>(["mem", "console", "vsock", ...l.disks.map((d) => d.id)]);
+  for (const { nic } of nics) {
+    if (!ID_RE.test(nic.id)) throw new Error(`NIC id ${JSON.stringify(nic.id)} must match ${ID_RE}`);
+    if (ids.has(nic.id))
+      throw new Error(`NIC id ${JSON.stringify(nic.id)} is already used by another QEMU object`);
+    ids.add(nic.id);
+  }
+  if (new Set(nics.map((n) => n.fdInChild)).size !== nics.length)
+    throw new Error("NIC descriptors must differ");
   for (const d of l.disks) {
     args.push(
       "-drive",
@@ -105,6 +125,8 @@ export function buildQemuArgs(l: QemuLayout): string[] {
       `virtio-blk-device,drive=${d.id},serial=${d.id}`,
     );
   }
+  // virtio-net-device (virtio-mmio: microvm has no PCI) on the TAP the pod namespace holds.
+  for (const n of nics) args.push(...qemuNicArgs(n.nic, n.fdInChild));
   return args;
 }
 

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { InfoResponse } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
+import type { VmNic } from "../network/network.ts";
 import type { Ledger } from "../state/ledger.ts";
 import type { Client } from "../ttrpc/index.ts";
 import type { Accelerator, DiskSpec } from "./qemu-args.ts";
@@ -20,6 +21,12 @@ export interface VmSpec {
   readonly rootImage: string;
   /** More disks after the root (container layers, scratch). */
   readonly disks?: readonly DiskSpec[];
+  /**
+   * Pod NICs (internal/network `setup()`): each TAP descriptor is handed to QEMU as a virtio-net
+   * device with the pod interface's MAC and MTU. The descriptors stay the caller's: it closes its
+   * copies once launch() settled (`Network.closeTapFds()`), and the TAPs live as long as QEMU does.
+   */
+  readonly nics?: readonly VmNic[];
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly accel: Accelerator;
