@@ -14,7 +14,7 @@ export const suites: Record<
   },
   net: {
     summary: "pod network: setup/teardown, host<->container TCP throughput and RTT (veth, TAP+QEMU, TCG VM)",
-    load: () => import("../network/bench/command.ts"),
+    load: () => import("../vm/bench-net.ts"),
   },
   run: {
     summary:
