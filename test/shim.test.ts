@@ -113,7 +113,8 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       for (const [id, script, code] of [
         ["exit0", "exit 0", 0],
         ["exit3", "exit 3", 3],
-        ["exit137", "kill -9 $$", 137],
+        // The container's init ignores SIGKILL from inside its own pid namespace: kill a child shell.
+        ["exit137", 'sh -c "kill -9 \\$\\$"; exit $?', 137],
       ] as const) {
         const x = await c.ctr(["run", "--rm", ...RT, IMAGE, id, "sh", "-c", script], { reject: false });
         expect(x.exitCode, `${id}: ${x.stderr}`).toBe(code);
@@ -121,7 +122,7 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
     });
 
     it("pipes stdin", async () => {
-      const r = await c.ctr(["run", "--rm", "-i", ...RT, IMAGE, "stdin1", "sh", "-c", "cat; echo done"], {
+      const r = await c.ctr(["run", "--rm", ...RT, IMAGE, "stdin1", "sh", "-c", "cat; echo done"], {
         input: "line one\nline two\n",
       });
       expect(r.stdout).toBe("line one\nline two\ndone\n");
@@ -260,7 +261,7 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       }
       // Shims of this containerd carry its socket path in their argv; VM processes carry the VM id.
       await waitFor("shims to exit", () => processesMatching(c.address).length === 0, 20_000);
-      const vmIds = ids.map((id) => podVmId("default", id));
+      const vmIds = ids.map((id) => podVmId(c.address, "default", id));
       for (const vm of vmIds) {
         expect(processesMatching(vm), `processes of ${vm}`).toEqual([]);
         expect(existsSync(join(beetrootPaths().libDir, "ledger", vmLedgerOwner(vm))), `ledger of ${vm}`).toBe(
@@ -278,7 +279,7 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
       const bundleDir = join(c.dir, "state", "io.containerd.runtime.v2.task", "default", id);
       const shimPid = Number(readFileSync(join(bundleDir, "shim.pid"), "utf8"));
-      const vm = podVmId("default", id);
+      const vm = podVmId(c.address, "default", id);
       const vmProcs = processesMatching(vm);
       expect(vmProcs.length, "QEMU and vhost-device-vsock of the VM").toBeGreaterThan(0);
       process.kill(shimPid, "SIGKILL");

@@ -54,7 +54,7 @@ export async function runDelete(opts: {
   const podId = role === "standalone" ? flags.id : groupIdOf(spec?.annotations, flags.id);
 
   let sweep: OwnerSweep | undefined;
-  const owner = vmLedgerOwner(podVmId(flags.namespace, podId));
+  const owner = vmLedgerOwner(podVmId(flags.address, flags.namespace, podId));
   if (role !== "container" && existsSync(ledgerLocation(owner, opts.paths))) {
     try {
       sweep = await sweepOwner(owner, { paths: opts.paths, releasers: opts.releasers, log });

@@ -51,11 +51,13 @@ export interface PodManager {
 }
 
 /**
- * The VM id of a pod: stable from namespace + pod id, so `delete` finds the VM's ledger
- * (`vm-<id>`) after a crash; short and plain because it also is the guest's hostname.
+ * The VM id of a pod: stable from containerd's address + namespace + pod id (like the shim socket),
+ * so `delete` finds the VM's ledger (`vm-<id>`) after a crash and two containerds on one host never
+ * collide; short and plain because it also is the guest's hostname.
  */
-export function podVmId(namespace: string, podId: string): string {
-  return `pod-${createHash("sha256").update(`${namespace}/${podId}`).digest("hex").slice(0, 24)}`;
+export function podVmId(containerdAddress: string, namespace: string, podId: string): string {
+  const key = JSON.stringify([containerdAddress, namespace, podId]);
+  return `pod-${createHash("sha256").update(key).digest("hex").slice(0, 24)}`;
 }
 
 /** The ledger owner the VM launcher records a VM's host resources under. */
@@ -86,6 +88,8 @@ class Pod {
 }
 
 export interface PodManagerOptions {
+  /** containerd's address (`-address`): part of every VM id. */
+  readonly containerdAddress: string;
   readonly vmm: Vmm;
   readonly storage: MountTranslator;
   readonly log: Logger;
@@ -169,7 +173,7 @@ export class VmPodManager implements PodManager {
       let vm: Vm;
       try {
         vm = await this.opts.vmm.launch({
-          id: podVmId(req.namespace, podId),
+          id: podVmId(this.opts.containerdAddress, req.namespace, podId),
           cpus: size.cpus,
           memoryMib: size.memoryMib,
           disks: rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),

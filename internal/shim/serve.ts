@@ -63,7 +63,12 @@ export async function runServer(opts: {
       namespace: flags.namespace,
       log,
     });
-    const pods = new VmPodManager({ vmm: host.vmm, storage: host.storage, log });
+    const pods = new VmPodManager({
+      containerdAddress: flags.address,
+      vmm: host.vmm,
+      storage: host.storage,
+      log,
+    });
     let exiting: Promise<void> | undefined;
     const shutdown = (reason: string): Promise<void> => {
       exiting ??= (async () => {
@@ -87,6 +92,7 @@ export async function runServer(opts: {
       shimPid: process.pid,
       version: SHIM_VERSION,
       onShutdown: () => void shutdown("Shutdown with no task left"),
+      ...(env.BEETROOT_DRAIN_IDLE_MS ? { drainTimeoutMs: Number(env.BEETROOT_DRAIN_IDLE_MS) } : {}),
     });
 
     server = new Server({ logger: log });

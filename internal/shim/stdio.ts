@@ -21,6 +21,8 @@ export interface StdioAttachment {
   readonly guest: GuestStdio;
   /** Settles when stdout and stderr reached EOF from the guest and were flushed to containerd's side. */
   readonly drained: Promise<void>;
+  /** Output bytes received from the guest so far (tells a slow stream from a stuck one). */
+  readonly bytesReceived: () => number;
   /** CloseIO(stdin): forward what the client already wrote, then EOF. */
   closeStdin(): void;
   /** Tears every stream down (Delete, failed Create). */
@@ -91,21 +93,19 @@ function openFifoWriter(path: string): Socket {
 }
 
 /**
- * Opens a FIFO for reading. A FIFO reads EOF whenever no writer is open, including before the
- * client opened its end; a keep-alive writer of our own holds EOF back until CloseIO says stdin is
- * finished — then EOF arrives once the client's writer is closed too, after everything it wrote.
+ * How long CloseIO waits for the client to close its end of the stdin FIFO (which it does right after
+ * the call) before stdin is ended anyway — a client that keeps writing after CloseIO is cut off.
  */
-function openFifoReader(path: string): { stream: Socket; release: () => void } {
+export const CLOSE_STDIN_GRACE_MS = 1_000;
+
+/**
+ * Opens a FIFO for reading, non-blocking. A FIFO reads EOF once no writer is open; containerd's
+ * clients (ctr, CRI) open their writer before Create — a writer still blocked in open() already
+ * counts — so EOF means "the client closed stdin", exactly as with runc's shim.
+ */
+function openFifoReader(path: string): Socket {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  let keep: number | undefined = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
-  return {
-    stream: new Socket({ fd, readable: true, writable: false }),
-    release: () => {
-      if (keep === undefined) return;
-      closeSync(keep);
-      keep = undefined;
-    },
-  };
+  return new Socket({ fd, readable: true, writable: false });
 }
 
 interface BinaryLogger {
@@ -150,12 +150,26 @@ function openFileSink(path: string): Writable {
 }
 
 /** Pipes one guest output stream into a host sink; resolves when the guest's EOF reached the sink. */
-function forwardOutput(listener: VsockListener, sink: Writable, name: string, log: Logger): Promise<void> {
+function forwardOutput(
+  listener: VsockListener,
+  sink: Writable,
+  name: string,
+  log: Logger,
+  counter: { bytes: number },
+): Promise<void> {
   return listener.accept().then(
     (conn) =>
       new Promise<void>((resolve) => {
+        log.debug("stdio stream connected", { stream: name, port: listener.port });
+        let bytes = 0;
+        conn.on("data", (d: Buffer) => {
+          bytes += d.length;
+          counter.bytes += d.length;
+        });
+        conn.once("end", () => log.debug("stdio stream EOF from the guest", { stream: name, bytes }));
         pipeline(conn, sink, (err) => {
           if (err) log.warn("stdio stream ended with an error", { stream: name, error: errorMessage(err) });
+          log.debug("stdio stream drained", { stream: name, bytes });
           resolve();
         });
       }),
@@ -203,6 +217,7 @@ export async function attachStdio(req: StdioRequest): Promise<StdioAttachment> {
     };
 
     const drains: Promise<void>[] = [];
+    const counter = { bytes: 0 };
     let stdoutPort = 0;
     let stderrPort = 0;
     let stdinPort = 0;
@@ -219,29 +234,51 @@ export async function attachStdio(req: StdioRequest): Promise<StdioAttachment> {
       cleanup.push(`close ${which} listener`, () => listener.close());
       if (which === "stdout") stdoutPort = listener.port;
       else stderrPort = listener.port;
-      drains.push(forwardOutput(listener, sink, which, req.log));
+      drains.push(forwardOutput(listener, sink, which, req.log, counter));
     }
 
     if (stdin.kind === "fifo") {
       const source = openFifoReader(stdin.path);
-      streams.push(source.stream);
+      streams.push(source);
+      const sourceEnded = new Promise<void>((resolve) => {
+        source.once("end", resolve);
+        source.once("close", resolve);
+      });
       cleanup.push("close stdin fifo", () => {
-        source.release();
-        source.stream.destroy();
+        source.destroy();
       });
       const listener = await req.listenVsock();
       cleanup.push("close stdin listener", () => listener.close());
       stdinPort = listener.port;
-      closeStdin = source.release;
+      let conn: Duplex | undefined;
+      let closing = false;
+      // CloseIO: everything the client wrote is in the FIFO already; its writer closes right after
+      // the call, which ends the copy below. Bound the wait, then end stdin regardless.
+      closeStdin = () => {
+        if (closing) return;
+        closing = true;
+        void Promise.race([
+          sourceEnded,
+          new Promise((r) => setTimeout(r, CLOSE_STDIN_GRACE_MS).unref()),
+        ]).then(() => {
+          source.unpipe();
+          source.destroy();
+          conn?.end();
+        });
+      };
       listener.accept().then(
-        (conn) => {
-          streams.push(conn);
-          // EOF on the FIFO (after CloseIO) half-closes the vsock stream: the guest sees stdin EOF.
-          pipeline(source.stream, conn, (err) => {
-            if (err) req.log.debug("stdin stream ended", { error: errorMessage(err) });
-          });
+        (c) => {
+          conn = c;
+          streams.push(c);
+          // EOF on the FIFO must reach the guest as EOF. vhost-device-vsock does not forward a
+          // half-close (SHUT_WR), only a close: once everything is flushed, close the socket — the
+          // guest reads the remaining data, then EOF.
+          c.on("error", (err) => req.log.debug("stdin stream error", { error: errorMessage(err) }));
+          c.on("finish", () => c.destroy());
+          source.pipe(c);
+          if (closing && source.destroyed) c.end();
         },
-        () => source.stream.destroy(),
+        () => source.destroy(),
       );
     }
 
@@ -250,6 +287,7 @@ export async function attachStdio(req: StdioRequest): Promise<StdioAttachment> {
     return {
       guest: { stdinPort, stdoutPort, stderrPort, terminal: req.terminal },
       drained,
+      bytesReceived: () => counter.bytes,
       closeStdin: () => closeStdin(),
       close: async () => {
         await teardown.unwind(req.log);

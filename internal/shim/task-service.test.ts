@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { constants, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,7 +89,12 @@ describe("TaskService", () => {
     vmm = new FakeVmm();
     events = [];
     shutdowns = 0;
-    pods = new VmPodManager({ vmm, storage: testStorage, log });
+    pods = new VmPodManager({
+      containerdAddress: "/run/test/containerd.sock",
+      vmm,
+      storage: testStorage,
+      log,
+    });
     svc = new TaskService({
       pods,
       publisher: { publish: (topic, event) => events.push({ topic, event: event as EventInit<Topic> }) },
@@ -138,6 +144,8 @@ describe("TaskService", () => {
     const io = fifos(id);
     const out = fifoReader(io.stdout);
     const err = fifoReader(io.stderr);
+    // Like containerd's cio: the stdin writer is opened (blocking, in the background) before Create.
+    const stdinWriter = opts.stdin ? open(io.stdin, constants.O_WRONLY) : undefined;
     const res = await svc.create(
       create(CreateTaskRequestSchema, {
         id,
@@ -147,7 +155,7 @@ describe("TaskService", () => {
         stderr: io.stderr,
       }),
     );
-    return { res, io, out, err };
+    return { res, io, out, err, stdinWriter };
   }
 
   it("runs a container: create → start → output → exit → delete, events in order, VM released", async () => {
@@ -197,15 +205,25 @@ describe("TaskService", () => {
     expect((await svc.wait(create(WaitRequestSchema, { id: "c3" }))).exitStatus).toBe(3);
   });
 
-  it("pipes stdin until CloseIO, then EOF", async () => {
-    const { io, out } = await createTask("cat", ["cat"], { stdin: true });
+  it("pipes stdin until the client closes it", async () => {
+    const { out, stdinWriter } = await createTask("cat", ["cat"], { stdin: true });
     await svc.start(create(StartRequestSchema, { id: "cat" }));
-    const w = openSync(io.stdin, constants.O_WRONLY);
-    writeFileSync(w, "line one\nline two\n");
-    closeSync(w);
-    await svc.closeIO(create(CloseIORequestSchema, { id: "cat", stdin: true }));
+    const w = await stdinWriter!;
+    await w.write("line one\nline two\n");
+    await w.close();
     expect((await svc.wait(create(WaitRequestSchema, { id: "cat" }))).exitStatus).toBe(0);
     expect(await out.ended).toBe("line one\nline two\n");
+  });
+
+  it("CloseIO ends stdin even while the client keeps its writer open", async () => {
+    const { out, stdinWriter } = await createTask("cat2", ["cat"], { stdin: true });
+    await svc.start(create(StartRequestSchema, { id: "cat2" }));
+    const w = await stdinWriter!;
+    await w.write("kept open\n");
+    await svc.closeIO(create(CloseIORequestSchema, { id: "cat2", stdin: true }));
+    expect((await svc.wait(create(WaitRequestSchema, { id: "cat2" }))).exitStatus).toBe(0);
+    expect(await out.ended).toBe("kept open\n");
+    await w.close();
   });
 
   it("kills, and a second kill of a finished process is NotFound", async () => {

@@ -65,12 +65,18 @@ export interface TaskServiceDeps {
   readonly version: string;
   /** Called once Shutdown found nothing left to serve; the server closes and the process exits. */
   readonly onShutdown: () => void;
-  /** How long an exit waits for the guest to finish sending output before it is reported anyway. */
+  /** How long an exited process' output may stay silent (no EOF, no data) before the exit is reported. */
   readonly drainTimeoutMs?: number;
 }
 
 /** The type containerd's cgroups package registers for v2 metrics; `ctr task metrics` unpacks it. */
 export const CGROUPS_V2_METRICS_TYPE = "io.containerd.cgroups.v2.Metrics";
+
+/** How long an exited process' output may stay silent without EOF before its exit is reported anyway. */
+export const DEFAULT_DRAIN_IDLE_MS = 2_000;
+
+/** How long an init's exit waits for its running execs' exits to go out first. */
+const EXEC_EXITS_FIRST_MS = 10_000;
 
 /** Exit status reported for processes that died with their VM (as if SIGKILLed). */
 export const VM_LOST_EXIT_STATUS = 137;
@@ -276,7 +282,10 @@ export class TaskService {
     }
     p.transition("deleted", "delete");
     const exit = p.exit ?? guestExit ?? { status: VM_LOST_EXIT_STATUS, at: new Date() };
-    await c.io.get(req.execId)?.close();
+    const io = c.io.get(req.execId);
+    // The guest closed its ends on delete: let what is still in flight reach containerd first.
+    if (io && !c.vmLost) await this.drain(io, p);
+    await io?.close();
     c.io.delete(req.execId);
     if (p.isInit) {
       for (const io of c.io.values()) await io.close();
@@ -537,7 +546,7 @@ export class TaskService {
       const execs = [...c.execs.values()].filter((e) => e.status === "running" || e.status === "paused");
       await Promise.race([
         Promise.all(execs.map((e) => e.exited)),
-        new Promise((r) => setTimeout(r, this.deps.drainTimeoutMs ?? 10_000).unref()),
+        new Promise((r) => setTimeout(r, EXEC_EXITS_FIRST_MS).unref()),
       ]);
     }
     // Re-read: the process may have been deleted (VM stop after Delete) while we waited.
@@ -553,18 +562,35 @@ export class TaskService {
     this.deps.log.info("process exited", { id: c.id, exec: p.execId, status: exit.status });
   }
 
-  private async drain(io: StdioAttachment, p: ProcessRecord): Promise<void> {
-    const limit = this.deps.drainTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      io.drained.then(() => false),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(true), limit);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut)
-      this.deps.log.warn("output not drained in time; reporting the exit anyway", { process: p.label });
+  /**
+   * Waits for the process' output to reach EOF. The bound is on inactivity, not on total time: output
+   * still flowing after the exit (a big write under a slow TCG guest) keeps the wait going, a stream
+   * that stays silent for `drainTimeoutMs` does not hold the exit back any longer.
+   */
+  private async drain(io: StdioAttachment, p: ProcessRecord): Promise<boolean> {
+    const idleLimit = this.deps.drainTimeoutMs ?? DEFAULT_DRAIN_IDLE_MS;
+    let done = false;
+    void io.drained.then(() => {
+      done = true;
+    });
+    let seen = io.bytesReceived();
+    let idleSince = Date.now();
+    while (!done) {
+      await Promise.race([io.drained, new Promise((r) => setTimeout(r, Math.min(100, idleLimit)).unref())]);
+      if (done) break;
+      const now = io.bytesReceived();
+      if (now !== seen) {
+        seen = now;
+        idleSince = Date.now();
+      } else if (Date.now() - idleSince >= idleLimit) {
+        this.deps.log.warn("output streams still open after the exit and silent; reporting the exit", {
+          process: p.label,
+          idle_ms: idleLimit,
+        });
+        return false;
+      }
+    }
+    return true;
   }
 
   private onVmLost(podId: string, members: readonly string[]): void {

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -89,6 +90,20 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.nri.v1.nri"]
 `;
 }
 
+/** Pids of beetroot shims serving the containerd at `address`. */
+export function shimPidsOf(address: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      if (argv.some((a) => a.includes("containerd-shim-beetroot-v1")) && argv.includes(address))
+        out.push(Number(p));
+    } catch {}
+  }
+  return out;
+}
+
 function canConnect(path: string): Promise<boolean> {
   return new Promise((res) => {
     const s = connect(path);
@@ -165,6 +180,17 @@ export async function startContainerd(opts: {
         stripFinalNewline: false,
       }),
     async stop() {
+      // Shims outlive containerd by design: stop the ones this containerd started (their argv names
+      // its socket), so a test run leaves no VM behind.
+      const shims = shimPidsOf(address);
+      for (const pid of shims) {
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {}
+      }
+      const deadline = Date.now() + 30_000;
+      while (shimPidsOf(address).length > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       child.kill("SIGTERM");
       await new Promise((r) => {
         if (child.exitCode !== null) r(undefined);
