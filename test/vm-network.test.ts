@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,8 @@ import { allReleasers } from "../internal/cleanup/releasers.ts";
 import { createLogger } from "../internal/log/logger.ts";
 import { measureRoundTrips, measureThroughput } from "../internal/network/bench/measure.ts";
 import { embeddedConfList, parseConfList } from "../internal/network/cni/config.ts";
+import { CniRuntime } from "../internal/network/cni/invoke.ts";
+import { createNetns, removeNetns } from "../internal/network/netns.ts";
 import { collectGarbage } from "../internal/state/gc.ts";
 import { busyboxServersDisk, ECHO_PORT, SINK_PORT, startGuestServers } from "../internal/vm/guest-servers.ts";
 import { launchPodVm } from "../internal/vm/pod-network.ts";
@@ -192,6 +194,71 @@ describe.skipIf(reason)("a real beetroot VM on a managed pod network", () => {
       if (!stopped) await pod.stop();
     }
     expect(leftovers(env)).toEqual(NOTHING_LEFT);
+    expect(await leakSnapshot(net, [id])).toEqual({
+      netns: 0,
+      leases: 0,
+      iptablesRules: 0,
+      nftRules: 0,
+      hostVethsOnBridge: 0,
+    });
+  });
+
+  it("attaches to a namespace CNI already configured (CRI), takes DNS from the spec's resolv.conf, and leaves the namespace as it was", async () => {
+    const n = await native();
+    const id = `vn-attach-${process.pid}`;
+    const ns = `/run/netns/btest-vnattach-${process.pid}`;
+    const cni = new CniRuntime();
+    const rt = { containerId: id, netns: ns, ifname: "eth0" };
+    createNetns(n, ns);
+    try {
+      const added = await cni.add(net.conf.list, rt);
+      try {
+        const cidr = added.ips[0]?.address ?? "";
+        const resolv = join(dir, "cri-resolv.conf");
+        writeFileSync(resolv, "nameserver 10.96.0.10\nsearch default.svc.cluster.local\noptions ndots:5\n");
+        const pod = await launchPodVm({
+          vmm: env.host.vmm,
+          spec: env.host.spec(id),
+          ociSpec: {
+            linux: { namespaces: [{ type: "network", path: ns }] },
+            mounts: [
+              { destination: "/etc/resolv.conf", type: "bind", source: resolv, options: ["rbind", "ro"] },
+            ],
+          },
+          containerId: id,
+          paths: env.paths,
+          log,
+        });
+        try {
+          expect(pod.network.attachment.mode).toBe("attach");
+          const eth0 = pod.guestNetwork.status?.interfaces.find((i) => i.name === "eth0");
+          expect(eth0?.addresses).toContain(cidr);
+          expect(pod.guestNetwork.resolvConf).toContain(
+            "nameserver 10.96.0.10\nsearch default.svc.cluster.local\noptions ndots:5\n",
+          );
+          expect(await connectError(cidr.split("/")[0] ?? "", 5999)).toBe("ECONNREFUSED");
+        } finally {
+          expect(await pod.stop()).toEqual({ state: "stopped" });
+        }
+        // CRI's namespace outlives the VM as CRI made it: eth0 with its address, no TAP, no tc.
+        const after = withRtnl(n, ns, (r) => {
+          const links = r.links();
+          const e = links.find((l) => l.name === "eth0");
+          return {
+            eth0: e !== undefined,
+            ingress: e ? r.hasIngressQdisc(e) : undefined,
+            taps: links.filter((l) => l.kind === "tun").length,
+            addresses: r.addresses().filter((a) => a.index === e?.index && a.family === 4).length,
+          };
+        });
+        expect(after).toEqual({ eth0: true, ingress: false, taps: 0, addresses: 1 });
+        expect(leftovers(env)).toEqual(NOTHING_LEFT);
+      } finally {
+        await cni.del(net.conf.list, rt);
+      }
+    } finally {
+      removeNetns(n, ns);
+    }
     expect(await leakSnapshot(net, [id])).toEqual({
       netns: 0,
       leases: 0,

@@ -5,7 +5,7 @@ import { NetworkStatusResponseSchema, System } from "../../api/gen/beetroot/gues
 import { configFromRequest } from "../../guest/network/wire.ts";
 import type { GuestNetworkConfig } from "../rtnetlink/netconfig.ts";
 import { Client, Code, Server, type ServiceImpl, TtrpcError } from "../ttrpc/index.ts";
-import { configureGuestNetwork, guestNetworkMismatches } from "./pod-network.ts";
+import { configureGuestNetwork, guestNetworkMismatches, specResolvConf } from "./pod-network.ts";
 
 const config: GuestNetworkConfig = {
   version: 1,
@@ -122,5 +122,35 @@ describe("configureGuestNetwork", () => {
       code: "Internal",
       message: expect.stringMatching(/no interface eth0/),
     });
+  });
+});
+
+describe("specResolvConf", () => {
+  it("finds the host file a spec binds at /etc/resolv.conf (CRI's per-pod copy)", () => {
+    const cri = "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/resolv.conf";
+    expect(
+      specResolvConf({
+        mounts: [
+          { destination: "/etc/hosts", type: "bind", source: "/x/hosts", options: ["rbind"] },
+          { destination: "/etc/resolv.conf", type: "bind", source: cri, options: ["rbind", "ro"] },
+        ],
+      }),
+    ).toBe(cri);
+    expect(
+      specResolvConf({ mounts: [{ destination: "/etc/resolv.conf", source: cri, options: ["bind"] }] }),
+    ).toBe(cri);
+  });
+
+  it("ignores anything that is not a bind of an absolute host path", () => {
+    expect(specResolvConf({})).toBeUndefined();
+    expect(specResolvConf(null)).toBeUndefined();
+    expect(
+      specResolvConf({ mounts: [{ destination: "/etc/resolv.conf", type: "tmpfs", source: "tmpfs" }] }),
+    ).toBeUndefined();
+    expect(
+      specResolvConf({
+        mounts: [{ destination: "/etc/resolv.conf", type: "bind", source: "relative/resolv.conf" }],
+      }),
+    ).toBeUndefined();
   });
 });

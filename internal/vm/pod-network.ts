@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import {
   type ConfigureNetworkResponse,
   type NetworkStatusResponse,
@@ -9,6 +10,7 @@ import type { BeetrootPaths } from "../config/paths.ts";
 import type { Logger } from "../log/logger.ts";
 import {
   createNetwork,
+  hostDns,
   type NetworkAttachment,
   type NetworkOptions,
   netnsRequestFromSpec,
@@ -59,18 +61,53 @@ export interface PodNetwork {
 
 const GUEST_CONFIGURE_TIMEOUT_MS = 30_000;
 
+/**
+ * The host file a spec binds at /etc/resolv.conf (CRI writes one per pod with the cluster's DNS;
+ * nerdctl too). Under runc that file is the container's DNS; in a VM the host path means nothing,
+ * so its content becomes the guest config's DNS and vminitd binds the rendered copy instead.
+ */
+export function specResolvConf(spec: unknown): string | undefined {
+  const mounts = (spec as { mounts?: unknown } | null)?.mounts;
+  if (!Array.isArray(mounts)) return undefined;
+  for (const m of mounts as {
+    destination?: unknown;
+    source?: unknown;
+    type?: unknown;
+    options?: unknown;
+  }[]) {
+    if (m?.destination !== "/etc/resolv.conf" || typeof m.source !== "string" || !m.source.startsWith("/"))
+      continue;
+    const options = Array.isArray(m.options) ? m.options : [];
+    if (m.type === "bind" || m.type === "rbind" || options.includes("bind") || options.includes("rbind"))
+      return m.source;
+  }
+  return undefined;
+}
+
 /** Sets up the pod network for a VM that is about to boot. On failure nothing is left. */
 export async function attachPodNetwork(opts: PodNetworkOptions): Promise<PodNetwork> {
   const request = netnsRequestFromSpec(opts.spec);
   const network = createNetwork({ ...opts.network, ledger: opts.ledger, log: opts.log });
   const attachment = await network.setup(opts.containerId, request);
+  const resolvConf = specResolvConf(opts.spec);
+  let guestConfig = attachment.guestConfig;
+  if (resolvConf !== undefined && !existsSync(resolvConf)) {
+    opts.log.warn("the spec binds a resolv.conf that does not exist; the guest keeps the pod network's DNS", {
+      file: resolvConf,
+    });
+  } else if (resolvConf !== undefined) {
+    guestConfig = { ...guestConfig, dns: hostDns(resolvConf) };
+    opts.log.info("guest DNS from the spec's resolv.conf", {
+      file: resolvConf,
+      nameservers: guestConfig.dns.nameservers.join(","),
+    });
+  }
   return {
     attachment,
     nics: attachment.nics,
-    guestConfig: attachment.guestConfig,
+    guestConfig,
     handedOver: () => network.closeTapFds(),
-    configureGuest: (guest, o = {}) =>
-      configureGuestNetwork(guest, attachment.guestConfig, { ...o, log: opts.log }),
+    configureGuest: (guest, o = {}) => configureGuestNetwork(guest, guestConfig, { ...o, log: opts.log }),
     teardown: () => network.teardown(),
   };
 }
@@ -87,11 +124,9 @@ export async function configureGuestNetwork(
 ): Promise<ConfigureNetworkResponse> {
   let res: ConfigureNetworkResponse;
   try {
-    res = await guest
-      .service(System)
-      .configureNetwork(configureNetworkRequest(config), {
-        timeoutMs: opts.timeoutMs ?? GUEST_CONFIGURE_TIMEOUT_MS,
-      });
+    res = await guest.service(System).configureNetwork(configureNetworkRequest(config), {
+      timeoutMs: opts.timeoutMs ?? GUEST_CONFIGURE_TIMEOUT_MS,
+    });
   } catch (err) {
     if (isTtrpcError(err, Code.Unimplemented))
       throw new NetworkError(
