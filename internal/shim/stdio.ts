@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, constants, createWriteStream, mkdirSync, openSync } from "node:fs";
+import { constants, createWriteStream, mkdirSync, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { dirname } from "node:path";
 import { type Duplex, pipeline, type Readable, type Writable } from "node:stream";
