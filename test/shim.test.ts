@@ -140,7 +140,19 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
     });
 
-    it("task exec (plain and tty), ps, metrics, pause/resume, kill TERM/KILL", async () => {
+    it("task exec -t gets a terminal of the caller's size", async () => {
+      const id = "ttyexec";
+      await c.ctr(["run", "-d", ...RT, IMAGE, id, "sleep", "600"]);
+      try {
+        await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
+        const t = await inPty(c, ["task", "exec", "-t", "--exec-id", "e2", id, "stty", "size"], 20, 70);
+        expect(t.stdout).toMatch(/20 70/);
+      } finally {
+        await cleanupContainer(c, id);
+      }
+    });
+
+    it("task exec, ps, metrics, pause/resume, kill TERM/KILL", async () => {
       const id = "svc1";
       await c.ctr([
         "run",
@@ -163,8 +175,6 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
         expect(e.exitCode).toBe(5);
         expect(e.stdout).toBe("out\n");
         expect(e.stderr).toContain("err");
-        const t = await inPty(c, ["task", "exec", "-t", "--exec-id", "e2", id, "stty", "size"], 20, 70);
-        expect(t.stdout).toMatch(/20 70/);
         const unknown = await c.ctr(["task", "kill", "--exec-id", "nope", id], { reject: false });
         expect(unknown.exitCode).not.toBe(0);
         expect(unknown.stderr).toMatch(/not found/);
