@@ -1,6 +1,6 @@
 /**
- * `beetroot build guest`: stages the guest root filesystem and packs it into a compressed, read-only
- * EROFS image, cached by the fingerprint of its inputs.
+ * `beetroot build guest`: stages the guest root filesystem and packs it into an uncompressed,
+ * read-only EROFS image, cached by the fingerprint of its inputs.
  */
 import {
   chmodSync,
@@ -84,6 +84,7 @@ export async function stageRootfs(stage: string, inputs: GuestInputs): Promise<v
   }
   place(stage, IMAGE_PATHS.bun, inputs.bun.path, 0o755);
   place(stage, IMAGE_PATHS.vminitd, inputs.vminitd.path, 0o644);
+  place(stage, `${IMAGE_PATHS.vminitd}.jsc`, inputs.vminitd.bytecode.path, 0o644);
   for (const p of inputs.programs) await compileStatic(p.path, join(stage, p.dest));
   const manifest: ImageManifest = {
     fingerprint: guestFingerprint(inputs),
@@ -158,7 +159,7 @@ export async function buildGuestImage(opts: BuildOptions): Promise<BuildResult> 
     await stageRootfs(stage, inputs);
     const stagedBytes = treeBytes(stage);
     log(
-      `packing ${(stagedBytes / 1e6).toFixed(1)} MB with mkfs.erofs ${inputs.mkfs.version} (${MKFS_OPTIONS[0]})`,
+      `packing ${(stagedBytes / 1e6).toFixed(1)} MB with mkfs.erofs ${inputs.mkfs.version} (${MKFS_OPTIONS.join(" ")})`,
     );
     await mkfsErofs(inputs.mkfs.path, tmpImage, stage, fingerprint);
     renameSync(tmpImage, join(dir, "guest.erofs"));

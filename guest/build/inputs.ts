@@ -5,11 +5,12 @@
  * unchanged set of inputs finds its image in the cache.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import {
+  BUN_BYTECODE_ARGS,
   ETC_FILES,
   GUEST_RECIPE_VERSION,
   IMAGE_PATHS,
@@ -58,7 +59,8 @@ export interface FileInput {
 
 export interface GuestInputs {
   readonly bun: FileInput & { readonly version: string };
-  readonly vminitd: FileInput;
+  /** The bundle as Bun loads it (CommonJS wrapper) and its JavaScriptCore bytecode (`<path>.jsc`). */
+  readonly vminitd: FileInput & { readonly bytecode: FileInput };
   /** C sources of the static programs (init launcher, self-tests) and where they go in the image. */
   readonly programs: readonly (FileInput & { readonly name: string; readonly dest: string })[];
   /** First line of `gcc --version` and a hash of the kernel UAPI headers the programs include. */
@@ -105,6 +107,36 @@ export async function bundleVminitd(root: string): Promise<string> {
   return path;
 }
 
+/**
+ * Compiles the vminitd bundle to JavaScriptCore bytecode with the guest's own Bun (bytecode is
+ * only valid for the Bun version that wrote it). Returns `<outDir>/vminitd.js` (the source Bun
+ * keeps for functions and stack traces) and `<outDir>/vminitd.js.jsc`.
+ */
+export async function compileVminitdBytecode(
+  bun: string,
+  bundle: string,
+  outDir: string,
+): Promise<{ js: string; jsc: string }> {
+  rmSync(outDir, { recursive: true, force: true });
+  await output(
+    bun,
+    [...BUN_BYTECODE_ARGS, `--outdir=${outDir}`, bundle],
+    "compiling vminitd to bytecode",
+    "see Bun's error above",
+  );
+  const js = join(outDir, basename(bundle));
+  const jsc = `${js}.jsc`;
+  for (const f of [js, jsc]) {
+    if (!existsSync(f))
+      throw new GuestBuildError(`${f} was not produced by \`bun ${BUN_BYTECODE_ARGS.join(" ")}\``);
+  }
+  // Bun only uses the .jsc when the source carries its marker; without it the bytecode is dead weight.
+  if (!readFileSync(js, "utf8").startsWith("// @bun @bytecode")) {
+    throw new GuestBuildError(`${js} lacks Bun's "// @bun @bytecode" marker: Bun would ignore the bytecode`);
+  }
+  return { js, jsc };
+}
+
 export interface UserspaceDeps {
   readonly root: string;
   readonly crunVersion: string;
@@ -120,7 +152,8 @@ export async function gatherInputs(root: string, deps: UserspaceDeps): Promise<G
     "running Bun",
     "the npm bun package must match this CPU",
   );
-  const vminitdPath = await bundleVminitd(root);
+  const bundle = await bundleVminitd(root);
+  const vminitd = await compileVminitdBytecode(bunPath, bundle, join(root, "dist", "vminitd-bytecode"));
   for (const h of UAPI_HEADERS) {
     if (!existsSync(h))
       throw new GuestBuildError(`${h} is missing`, "install linux-libc-dev (`npx beetroot setup`)");
@@ -132,7 +165,11 @@ export async function gatherInputs(root: string, deps: UserspaceDeps): Promise<G
   const mkfsVersion = await output(deps.mkfsErofs, ["-V"], "mkfs.erofs -V", "run `npx beetroot setup`");
   return {
     bun: { path: bunPath, sha256: sha256File(bunPath), version: bunVersion },
-    vminitd: { path: vminitdPath, sha256: sha256File(vminitdPath) },
+    vminitd: {
+      path: vminitd.js,
+      sha256: sha256File(vminitd.js),
+      bytecode: { path: vminitd.jsc, sha256: sha256File(vminitd.jsc) },
+    },
     programs: STATIC_PROGRAMS.map((t) => {
       const path = join(root, t.source);
       if (!existsSync(path)) throw new GuestBuildError(`C source ${path} is missing`);
@@ -163,6 +200,7 @@ export function guestFingerprint(inputs: GuestInputs): string {
         mkfs: { options: MKFS_OPTIONS, version: inputs.mkfs.version },
         bun: inputs.bun.sha256,
         vminitd: inputs.vminitd.sha256,
+        vminitdBytecode: { args: BUN_BYTECODE_ARGS, sha256: inputs.vminitd.bytecode.sha256 },
         programs: inputs.programs.map((t) => [t.name, t.dest, t.sha256]),
         cflags: STATIC_CFLAGS,
         compiler: [inputs.compiler.gccVersion, inputs.compiler.uapiSha256],

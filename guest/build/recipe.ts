@@ -3,7 +3,7 @@
  * part of the image fingerprint, so changing any of it rebuilds the image.
  * Bump GUEST_RECIPE_VERSION when the builder's behaviour changes in a way this data does not show.
  */
-export const GUEST_RECIPE_VERSION = 3;
+export const GUEST_RECIPE_VERSION = 4;
 
 /** Paths inside the image (must agree with guest/vminitd/paths.ts, which the guest reads). */
 export const IMAGE_PATHS = {
@@ -54,20 +54,25 @@ export const ETC_FILES: Readonly<Record<string, string>> = {
 };
 
 /**
- * mkfs.erofs options besides the paths. Bun is ~100 MB of the ~118 MB staged, and its cold start
- * (page faults all over the binary) dominates the guest's boot under TCG. Measured Bun cold start
- * (init exec → first JS line, 3 boots each, loaded 2-core host): uncompressed 0.40–0.58 s (116 MB),
- * lz4hc with 64 KiB clusters 0.68–1.19 s (63 MB), zstd-9 0.86–1.43 s (50–54 MB, 64 KiB–1 MiB
- * clusters). lz4hc/64 KiB is the compromise: half the size of the raw tree, most of its speed.
+ * mkfs.erofs options besides the paths: no compression. Bun is ~100 MB of the ~118 MB staged, and
+ * its cold start (page faults all over the binary) is most of the guest's boot under TCG, where
+ * every decompressed page costs emulated CPU. Measured Bun cold start (init exec → first JS line,
+ * 3 boots each, loaded 2-core host): uncompressed 0.40–0.58 s (116 MB), lz4hc with 64 KiB clusters
+ * 0.68–1.19 s (63 MB), zstd-9 0.86–1.43 s (50–54 MB). Whole boot (bench boot): uncompressed 2.33 s
+ * vs lz4hc 2.60 s, and 30 MiB less guest RAM touched (no decompression buffers); docs/boot-time.md.
+ * The image costs 116 MB of host disk instead of 63 MB; host page cache holds it either way.
  * -T0 and --all-root make times and owners fixed; the UUID is derived from the fingerprint.
  */
-export const MKFS_OPTIONS: readonly string[] = [
-  "-zlz4hc,level=12",
-  "-C65536",
-  "-T0",
-  "--all-time",
-  "--all-root",
-];
+export const MKFS_OPTIONS: readonly string[] = ["-T0", "--all-time", "--all-root"];
+
+/**
+ * vminitd ships as JavaScriptCore bytecode next to its source (`vminitd.js` + `vminitd.js.jsc`):
+ * Bun loads the `.jsc` instead of parsing and compiling ~260 KB of JS under TCG: boot median
+ * 4.2 → 3.1 s in an interleaved A/B on a loaded host (docs/boot-time.md). Bytecode needs CommonJS without `--compile`; the
+ * esbuild bundle has no top-level await or import.meta, so the conversion is mechanical.
+ * The output is deterministic for a given Bun binary and bundle (same sha256 on rebuild).
+ */
+export const BUN_BYTECODE_ARGS: readonly string[] = ["build", "--target=bun", "--format=cjs", "--bytecode"];
 
 /** gcc flags for the guest's C programs: static, so they need nothing from the guest's libraries. */
 export const STATIC_CFLAGS: readonly string[] = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"];

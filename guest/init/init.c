@@ -47,6 +47,11 @@ int main(void) {
       "TERM=linux",
       // No transpiler cache: the root filesystem is read-only and vminitd is already plain JS.
       "BUN_RUNTIME_TRANSPILER_CACHE_PATH=0",
+      // JavaScriptCore's optimizing tiers (DFG, and FTL above it) off: under TCG their compiler
+      // threads and the machine code they emit (which QEMU must translate again) cost more than
+      // they win for an I/O-bound PID 1: boot median 3.1 → 2.1 s (docs/boot-time.md). The
+      // interpreter and the baseline JIT stay: bun:ffi needs the JIT ("bun:ffi requires the JIT").
+      "BUN_JSC_useDFGJIT=0",
       uptime,
       NULL,
   };
