@@ -68,8 +68,9 @@ export const MKFS_OPTIONS: readonly string[] = ["-T0", "--all-time", "--all-root
 /**
  * vminitd ships as JavaScriptCore bytecode next to its source (`vminitd.js` + `vminitd.js.jsc`):
  * Bun loads the `.jsc` instead of parsing and compiling ~260 KB of JS under TCG: boot median
- * 4.2 → 3.1 s in an interleaved A/B on a loaded host (docs/boot-time.md). Bytecode needs CommonJS without `--compile`; the
- * esbuild bundle has no top-level await or import.meta, so the conversion is mechanical.
+ * 4.2 → 3.1 s in an interleaved A/B on a loaded host (docs/boot-time.md). Bytecode needs CommonJS
+ * without `--compile`; the esbuild bundle has no top-level await or import.meta, so the conversion
+ * is mechanical.
  * The output is deterministic for a given Bun binary and bundle (same sha256 on rebuild).
  */
 export const BUN_BYTECODE_ARGS: readonly string[] = ["build", "--target=bun", "--format=cjs", "--bytecode"];
