@@ -79,6 +79,9 @@ function childPids(pid: number): number[] {
   }
 }
 
+/** Stalls are failures with the byte count, not hangs: the bench must always report. */
+const THROUGHPUT_TIMEOUT_MS = 300_000;
+
 async function throughput(c: PrivateContainerd, id: string, mib: number): Promise<number> {
   const bytes = mib * 1024 * 1024;
   const t0 = performance.now();
@@ -140,7 +143,13 @@ export async function main(args: string[]): Promise<number> {
     await new Promise((r) => setTimeout(r, 2000));
     const shimRss = rssKiB(shimPid);
     const vmmRss = childPids(shimPid).reduce((sum, p) => sum + rssKiB(p), 0);
-    const mibPerS = await throughput(c, "bench-rss", o.throughputMiB);
+    let mibPerS: number | null = null;
+    let throughputError: string | undefined;
+    try {
+      mibPerS = await throughput(c, "bench-rss", o.throughputMiB);
+    } catch (err) {
+      throughputError = err instanceof Error ? err.message : String(err);
+    }
     await c.ctr(["task", "kill", "-s", "SIGKILL", "bench-rss"], { reject: false });
     await c.ctr(["task", "delete", "bench-rss"], { reject: false, timeoutMs: 60_000 });
     await c.ctr(["containers", "delete", "bench-rss"], { reject: false });
@@ -153,6 +162,7 @@ export async function main(args: string[]): Promise<number> {
       vmmRssMiB: vmmRss / 1024,
       execStdoutMiBPerS: mibPerS,
       throughputMiB: o.throughputMiB,
+      ...(throughputError ? { throughputError } : {}),
     };
     if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else {
@@ -162,12 +172,14 @@ export async function main(args: string[]): Promise<number> {
           `containerd ${o.containerd}, median of ${o.runs} runs after one warm-up`,
           `ctr run --rm IMG true   beetroot ${f(result.ctrRunTrueMs.beetroot)} ms   runc ${f(result.ctrRunTrueMs.runc)} ms`,
           `shim RSS                ${result.shimRssMiB.toFixed(1)} MiB (VMM processes ${result.vmmRssMiB.toFixed(1)} MiB)`,
-          `exec stdout throughput  ${result.execStdoutMiBPerS.toFixed(1)} MiB/s (${o.throughputMiB} MiB through ctr task exec)`,
+          result.execStdoutMiBPerS === null
+            ? `exec stdout throughput  FAILED: ${throughputError}`
+            : `exec stdout throughput  ${result.execStdoutMiBPerS.toFixed(1)} MiB/s (${o.throughputMiB} MiB through ctr task exec)`,
           "",
         ].join("\n"),
       );
     }
-    return 0;
+    return throughputError ? 1 : 0;
   } finally {
     await c.stop();
   }
