@@ -111,10 +111,22 @@ async function throughput(c: PrivateContainerd, id: string, mib: number): Promis
     child.stderr.on("data", (d: Buffer) => {
       err += d.toString();
     });
+    let last = -1;
+    const timer = setInterval(() => {
+      if (n !== last) {
+        last = n;
+        return;
+      }
+      clearInterval(timer);
+      child.kill();
+      reject(new Error(`stalled: ${n} of ${bytes} bytes, no progress for ${THROUGHPUT_IDLE_MS / 1000} s`));
+    }, THROUGHPUT_IDLE_MS);
     child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(n) : reject(new Error(`ctr task exec failed (${code}): ${err}`)),
-    );
+    child.on("close", (code) => {
+      clearInterval(timer);
+      if (code === 0) resolve(n);
+      else reject(new Error(`ctr task exec failed (${code}) after ${n} bytes: ${err.trim()}`));
+    });
   });
   const seconds = (performance.now() - t0) / 1000;
   if (received !== bytes) throw new Error(`throughput run received ${received} of ${bytes} bytes`);
