@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 step() {
   local name=$1
   shift
-  local t0=$SECONDS
+  local t0=$SECONDS rc=0
   echo "==> ${name}"
-  "$@"
-  echo "<== ${name} ($((SECONDS - t0)) s)"
+  # Capture the status explicitly: errexit is suspended inside a function called from `||`.
+  "$@" || rc=$?
+  echo "<== ${name} ($((SECONDS - t0)) s, exit ${rc})"
+  return "$rc"
 }
 
 report_totals() {
