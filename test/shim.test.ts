@@ -128,10 +128,12 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       expect(r.stdout).toBe("line one\nline two\ndone\n");
     });
 
+    // ctr sends the first ResizePty only after Start returned (as with runc), so the command waits a
+    // moment before asking for its size; the resize itself is what is under test.
     it("gives -t a terminal of the caller's size", async () => {
       const r = await inPty(
         c,
-        ["run", "--rm", "-t", ...RT, IMAGE, "tty1", "sh", "-c", "stty size; tty"],
+        ["run", "--rm", "-t", ...RT, IMAGE, "tty1", "sh", "-c", "sleep 1; stty size; tty"],
         37,
         101,
       );
@@ -145,7 +147,7 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       await c.ctr(["run", "-d", ...RT, IMAGE, id, "sleep", "600"]);
       try {
         await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
-        const t = await inPty(c, ["task", "exec", "-t", "--exec-id", "e2", id, "stty", "size"], 20, 70);
+        const t = await inPty(c, ["task", "exec", "-t", "--exec-id", "e2", id, "sh", "-c", "sleep 1; stty size"], 20, 70);
         expect(t.stdout).toMatch(/20 70/);
       } finally {
         await cleanupContainer(c, id);
