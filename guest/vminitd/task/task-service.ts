@@ -488,6 +488,9 @@ export class TaskService {
       resizePty: async (req) => {
         const { c, p } = this.process(req.id, req.execId);
         if (!p.io.terminal) throw failedPrecondition(`${p.label} of ${c.id} has no terminal`);
+        // The pty master is closed once the process exited and its output drained.
+        if (p.status === "stopped")
+          throw failedPrecondition(`${p.label} of ${c.id} has exited: no terminal to resize`);
         p.io.resize(req.width, req.height);
         return {};
       },
