@@ -147,7 +147,12 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       await c.ctr(["run", "-d", ...RT, IMAGE, id, "sleep", "600"]);
       try {
         await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
-        const t = await inPty(c, ["task", "exec", "-t", "--exec-id", "e2", id, "sh", "-c", "sleep 1; stty size"], 20, 70);
+        const t = await inPty(
+          c,
+          ["task", "exec", "-t", "--exec-id", "e2", id, "sh", "-c", "sleep 1; stty size"],
+          20,
+          70,
+        );
         expect(t.stdout).toMatch(/20 70/);
       } finally {
         await cleanupContainer(c, id);
