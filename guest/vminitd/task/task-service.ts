@@ -364,8 +364,12 @@ export class TaskService {
           await c.crun.start(c.id).catch((err: unknown) => {
             throw crunFailure(err);
           });
-          p.status = "running";
-          c.oomTimer = setInterval(() => this.checkOom(c), OOM_POLL_MS);
+          // A short-lived init (`true`) can exit, and its watcher mark it stopped, before crun start
+          // returns: only a process still in "created" becomes running.
+          if (p.status === "created") {
+            p.status = "running";
+            c.oomTimer = setInterval(() => this.checkOom(c), OOM_POLL_MS);
+          }
           return { pid: p.pid };
         }
         if (c.init.status !== "running") throw failedPrecondition(`container ${c.id} is not running`);
