@@ -13,9 +13,10 @@ import {
   wrapError,
 } from "./errors.ts";
 import type { GuestClient } from "./guest-client.ts";
+import { JsonObject, parseLossless, serializeLossless } from "./lossless-json.ts";
 import { groupIdOf, type OciSpec, podRoleOf } from "./oci.ts";
 import { vmSizeFor } from "./vm-size.ts";
-import type { Vm, VmDisk, Vmm, VsockListener } from "./vmm.ts";
+import type { Vm, VmDisk, Vmm, VmNetwork, VsockListener } from "./vmm.ts";
 
 /** What one container gets from its pod: the VM's guest API, its rootfs as the guest sees it, vsock. */
 export interface ContainerSandbox {
@@ -26,6 +27,8 @@ export interface ContainerSandbox {
   readonly vmPid: number;
   /** Listens on a fresh guest → host vsock port of this container's VM. */
   listenVsock(): Promise<VsockListener>;
+  /** The bundle's config.json as the guest must see it on this VM's network (see specForVmNetwork). */
+  guestSpec(raw: Uint8Array): Uint8Array;
   /** The container is gone: drop its rootfs references; the last member powers the VM off. */
   release(): Promise<void>;
 }
@@ -62,6 +65,32 @@ export function podVmId(containerdAddress: string, namespace: string, podId: str
 
 /** The ledger owner the VM launcher records a VM's host resources under. */
 export const vmLedgerOwner = (vmId: string): string => `vm-${vmId}`;
+
+/**
+ * A spec whose network namespace entry has no path (`ctr run`) asks for a namespace of its own,
+ * which beetroot made on the host and spliced onto the VM's NIC (managed mode): inside the VM the
+ * container's network is the VM's. The entry gets that host namespace's path, which the guest
+ * reads exactly like CRI's pod namespace — "the container uses the VM's network"
+ * (guest/vminitd/task/spec.ts); left without a path, crun would give the container a new, empty
+ * namespace with only loopback. Anything else is forwarded byte for byte.
+ */
+export function specForVmNetwork(raw: Uint8Array, network: VmNetwork | undefined): Uint8Array {
+  if (network?.mode !== "managed") return raw;
+  const text = Buffer.from(raw).toString("utf8");
+  const spec = parseLossless(text, "config.json");
+  const linux = spec instanceof JsonObject ? spec.get("linux") : undefined;
+  const namespaces = linux instanceof JsonObject ? linux.get("namespaces") : undefined;
+  if (!Array.isArray(namespaces)) return raw;
+  let changed = false;
+  for (const ns of namespaces) {
+    if (!(ns instanceof JsonObject) || ns.get("type") !== "network") continue;
+    const path = ns.get("path");
+    if (path !== undefined && path !== "") continue;
+    ns.set("path", network.netns);
+    changed = true;
+  }
+  return changed ? Buffer.from(serializeLossless(spec)) : raw;
+}
 
 /** Guest → host vsock ports for stdio start here; below are the fixed service ports. */
 const FIRST_STDIO_PORT = 20_000;
@@ -162,7 +191,6 @@ export class VmPodManager implements PodManager {
     const started = (async () => {
       const rootfs = await this.translate(req, () => `br-${serials++}`, cleanup);
       const size = vmSizeFor(req.spec);
-      const netns = req.spec.linux?.namespaces?.find((n) => n.type === "network")?.path;
       req.log.info("booting VM", {
         pod: podId,
         cpus: size.cpus,
@@ -177,7 +205,8 @@ export class VmPodManager implements PodManager {
           cpus: size.cpus,
           memoryMib: size.memoryMib,
           disks: rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),
-          ...(netns ? { netnsPath: netns } : {}),
+          podId,
+          spec: req.spec,
           log: req.log.with({ pod: podId }),
         });
       } catch (err) {
@@ -236,6 +265,7 @@ export class VmPodManager implements PodManager {
       rootfs: rootfs.mounts,
       vmPid: pod.vm.pid,
       listenVsock: () => pod.vm.listenVsock(pod.port()),
+      guestSpec: (raw) => specForVmNetwork(raw, pod.vm.network),
       release: async () => {
         if (released) return;
         released = true;

@@ -187,7 +187,7 @@ export class TaskService {
       let pid: number;
       try {
         ({ pid } = await sandbox.guest.task.create(
-          { id: req.id, specJson: raw, rootfs: [...sandbox.rootfs], stdio: io.guest },
+          { id: req.id, specJson: sandbox.guestSpec(raw), rootfs: [...sandbox.rootfs], stdio: io.guest },
           this.guestOpts(),
         ));
       } catch (err) {

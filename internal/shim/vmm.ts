@@ -1,6 +1,7 @@
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log/logger.ts";
 import type { GuestClient } from "./guest-client.ts";
+import type { OciSpec } from "./oci.ts";
 
 /** A disk the VM gets at boot as virtio-blk; the guest finds it by `serial`. */
 export interface VmDisk {
@@ -16,9 +17,24 @@ export interface VmRequest {
   readonly cpus: number;
   readonly memoryMib: number;
   readonly disks: readonly VmDisk[];
-  /** Network namespace the pod's interfaces live in (CNI already ran), when there is one. */
-  readonly netnsPath?: string;
+  /** The pod (sandbox) id: CNI_CONTAINERID of the pod network. */
+  readonly podId: string;
+  /**
+   * The OCI spec of the pod's first (sandbox) container. Its `linux.namespaces` network entry decides
+   * the VM's network (docs/network.md): no path → managed (netns + CNI made here), a path → attach
+   * (CRI ran CNI there), no entry → refused (a VM cannot share the host's network stack).
+   */
+  readonly spec: OciSpec;
   readonly log: Logger;
+}
+
+/** Where the VM's NICs are spliced in on the host. */
+export interface VmNetwork {
+  readonly mode: "managed" | "attach";
+  /** The pod network namespace on the host (made by beetroot in managed mode). */
+  readonly netns: string;
+  /** Addresses of the pod interfaces, `10.123.0.7/16` style, for logs. */
+  readonly addresses: readonly string[];
 }
 
 /** A guest → host vsock port the host listens on (`<vsock uds>_<port>`). */
@@ -34,10 +50,15 @@ export interface Vm {
   readonly guest: GuestClient;
   /** Host pid of the VMM (QEMU), for logs. */
   readonly pid: number;
+  /** The pod network the VM's NICs are on; absent for a VMM without networking (unit-test fakes). */
+  readonly network?: VmNetwork;
   listenVsock(port: number): Promise<VsockListener>;
-  /** Powers the VM off (guest shutdown, then SIGKILL after a grace) and releases its host resources. */
+  /**
+   * Powers the VM off (guest shutdown, then SIGKILL after a grace) and releases its host resources,
+   * the pod network last (TAPs, CNI DEL, namespace).
+   */
   stop(opts?: { graceSeconds?: number }): Promise<void>;
-  /** Settles when the VMM process is gone, however that happened. */
+  /** Settles when the VMM process is gone, however that happened, and its host resources are released. */
   readonly exited: Promise<void>;
 }
 
