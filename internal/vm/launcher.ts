@@ -26,7 +26,7 @@ import { QmpClient, QmpTimeoutError } from "./qmp.ts";
 import { isTerminal, type VmState, VmStateMachine } from "./state-machine.ts";
 import { ResourceTracker } from "./tracker.ts";
 import type { BootTimings, Vm, VmExit, Vmm, VmSpec } from "./vm.ts";
-import { connectVsock, VsockListener } from "./vsock.ts";
+import { connectVsock, VsockListener, vsockDaemonArgs } from "./vsock.ts";
 
 export interface QemuVmmDeps {
   readonly qemu: string;
@@ -272,10 +272,7 @@ class QemuVm implements Vm {
     const started = performance.now();
     await t.acquire("vhost-user-socket", { kind: "socket", path: files.vhostUser }, () => {});
     await t.acquire("vsock-uds", { kind: "socket", path: files.vsockUds }, () => {});
-    const vsockdArgs = [
-      "--vm",
-      `guest-cid=${GUEST_CID},socket=${files.vhostUser},uds-path=${files.vsockUds}`,
-    ];
+    const vsockdArgs = vsockDaemonArgs(GUEST_CID, files.vhostUser, files.vsockUds);
     this.vsockd = await this.spawnTracked(
       "vhost-device-vsock",
       this.deps.vhostDeviceVsock,

@@ -3,12 +3,31 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connectVsock, VsockListener, vsockListenPath } from "./vsock.ts";
+import {
+  connectVsock,
+  VSOCK_CREDIT_WINDOW_BYTES,
+  VsockListener,
+  vsockDaemonArgs,
+  vsockListenPath,
+} from "./vsock.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "beetroot-vsock-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("vsock host side", () => {
+  it("grants the guest a credit window small enough that every TX packet stays linear", () => {
+    // Linux's linear limit for a vsock TX skb: SKB_WITH_OVERHEAD(4096 << 3) = 32768 - 320, of
+    // which 44 bytes are the packet header (include/linux/virtio_vsock.h, virtio_vsock_alloc_skb).
+    const linearPayloadLimit = 32768 - 320 - 44;
+    expect(VSOCK_CREDIT_WINDOW_BYTES).toBeLessThanOrEqual(linearPayloadLimit);
+    // vhost-device-vsock's tx ring indexes with wrapping u32 counters modulo its size.
+    expect(2 ** 32 % VSOCK_CREDIT_WINDOW_BYTES).toBe(0);
+    expect(vsockDaemonArgs(3, "/r/vhost-user.sock", "/r/vsock.sock")).toEqual([
+      "--vm",
+      `guest-cid=3,socket=/r/vhost-user.sock,uds-path=/r/vsock.sock,tx-buffer-size=${VSOCK_CREDIT_WINDOW_BYTES}`,
+    ]);
+  });
+
   it("accepts guest dial-backs on <uds>_<port>, queued or awaited", async () => {
     const uds = join(dir, "a.sock");
     const l = await VsockListener.listen(uds, 1024);
