@@ -93,6 +93,7 @@ async function pump(
 ): Promise<void> {
   let broken = sock === undefined;
   let bytes = 0;
+  const t0 = performance.now();
   try {
     for (;;) {
       let r: { done: boolean; value?: Uint8Array };
@@ -122,7 +123,12 @@ async function pump(
   } finally {
     closeQuietly(fd);
     if (sock && !sock.destroyed) await finish(sock);
-    log.debug("stdio stream drained", { stream: what, bytes, host_gone: broken });
+    log.debug("stdio stream drained", {
+      stream: what,
+      bytes,
+      ms: Math.round(performance.now() - t0),
+      host_gone: broken,
+    });
   }
 }
 
