@@ -63,9 +63,9 @@ function runCtr(c: PrivateContainerd, args: string[], tty = false, input?: Buffe
       ]
     : [c.ctrPath, argv];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, fileArgs, { env: c.env, stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
-    child.stdin?.on("error", () => {}); // ctr gone early: its exit status tells
-    child.stdin?.end(input);
+    const child = spawn(file, fileArgs, { env: c.env, stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.on("error", () => {}); // ctr gone early: its exit status tells
+    child.stdin.end(input);
     const chunks: Buffer[] = [];
     let stderr = "";
     let lastByte = performance.now();
