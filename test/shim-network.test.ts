@@ -14,7 +14,8 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BeetrootPaths, beetrootPaths } from "../internal/config/paths.ts";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
-import { managedNetnsPath } from "../internal/network/netns.ts";
+import { CniRuntime } from "../internal/network/cni/invoke.ts";
+import { createNetns, managedNetnsPath, removeNetns } from "../internal/network/netns.ts";
 import { managedNetnsName } from "../internal/network/network.ts";
 import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
 import { listOwners } from "../internal/state/ledger.ts";
@@ -27,7 +28,14 @@ import {
   startContainerd,
 } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
-import { leakSnapshot, missingNetworkCapability, type TestNetwork, testNetwork } from "./network-support.ts";
+import {
+  leakSnapshot,
+  missingNetworkCapability,
+  native,
+  type TestNetwork,
+  testNetwork,
+  withRtnl,
+} from "./network-support.ts";
 import { missingVmAssets } from "./vm-support.ts";
 
 /**
@@ -266,6 +274,55 @@ for (const version of versions) {
         await removeContainer(c, id);
       }
       await expectClean(s, [id]);
+    });
+
+    it("a container given an existing network namespace (CRI style) attaches to it and leaves it as it was", async () => {
+      const { c, net } = s;
+      const id = "attach1";
+      const n = await native();
+      const ns = `/run/netns/btest-snattach-${version.replace(".", "")}-${process.pid}`;
+      const cni = new CniRuntime();
+      const rt = { containerId: `cri-${id}`, netns: ns, ifname: "eth0" };
+      createNetns(n, ns);
+      try {
+        const added = await cni.add(net.conf.list, rt);
+        try {
+          const cidr = added.ips[0]?.address ?? "";
+          await c.ctr(["run", "-d", "--with-ns", `network:${ns}`, ...RT, IMAGE, id, ...httpdArgs(id)]);
+          try {
+            await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
+            expect(await containerAddress(c, id)).toBe(cidr);
+            expect(await httpGet(cidr.split("/")[0] ?? "", HTTP_PORT, "/index.html")).toBe(
+              `hello-from-${id}\n`,
+            );
+            // No namespace of beetroot's own: the VM sits on the one it was given.
+            const vm = podVmId(c.address, "default", id);
+            expect(existsSync(managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), id)))).toBe(false);
+          } finally {
+            await removeContainer(c, id);
+          }
+          // The VM's own resources are gone; CRI's attachment (its lease, veth, rules) stays until CRI's DEL.
+          await waitFor("the VM to be released", () => containerLeftovers(s, [id]).owners.length === 0);
+          expect(containerLeftovers(s, [id])).toEqual(NO_LEFTOVERS);
+          // The namespace is as CNI made it: eth0 with its address, no TAP, no tc redirect.
+          const after = withRtnl(n, ns, (r) => {
+            const links = r.links();
+            const e = links.find((l) => l.name === "eth0");
+            return {
+              eth0: e !== undefined,
+              ingress: e ? r.hasIngressQdisc(e) : undefined,
+              taps: links.filter((l) => l.kind === "tun").length,
+              addresses: r.addresses().filter((a) => a.index === e?.index && a.family === 4).length,
+            };
+          });
+          expect(after).toEqual({ eth0: true, ingress: false, taps: 0, addresses: 1 });
+        } finally {
+          await cni.del(net.conf.list, rt);
+        }
+      } finally {
+        removeNetns(n, ns);
+      }
+      expect(await networkLeaks(net, [id, `cri-${id}`])).toEqual(CLEAN);
     });
 
     it("refuses --net-host with InvalidArgument saying a VM cannot share the host's network stack", async () => {
