@@ -401,6 +401,31 @@ for (const version of versions) {
       },
     );
 
+    it("a VM that dies under a running container (QEMU SIGKILLed) takes its pod network with it", async () => {
+      const { c } = s;
+      const id = "qemukill";
+      await c.ctr(["run", "-d", ...RT, ...SMALL_VM, IMAGE, id, "sleep", "600"]);
+      try {
+        await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
+        const vm = podVmId(c.address, "default", id);
+        const netns = managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), id));
+        expect(existsSync(netns)).toBe(true);
+        const qemu = processesMentioning(join(s.paths.runDir, "vm", vm)).filter((p) =>
+          readFileSync(`/proc/${p}/cmdline`, "utf8").startsWith("/usr/bin/qemu-system"),
+        );
+        expect(qemu).toHaveLength(1);
+        process.kill(qemu[0]!, "SIGKILL");
+        await waitFor(`${id} stopped`, async () => (await taskStatus(c, id)) === "STOPPED");
+        // The shim is alive and released the network by itself, before anyone deletes the task.
+        await waitFor("the pod network to be released", () => !existsSync(netns), 30_000);
+        expect(shimPidsOf(c.address).length).toBeGreaterThan(0);
+        expect(await networkLeaks(s.net, [id])).toEqual(CLEAN);
+      } finally {
+        await removeContainer(c, id);
+      }
+      await expectClean(s, [id]);
+    });
+
     for (const cleaner of ["delete", "gc"] as const) {
       it(`kill -9 of the shim mid-run: ${cleaner === "delete" ? "containerd's delete" : "beetroot gc"} releases its network`, async () => {
         const { c } = s;
@@ -462,6 +487,41 @@ for (const version of versions) {
         }
       } finally {
         if (existsSync(broken)) unlinkSync(broken);
+      }
+    });
+
+    it("an exhausted IP range is a precise error and the VM that did not fit leaves nothing", async () => {
+      const { c, net } = s;
+      const one = join(net.confDir, "00-one-address.conflist");
+      const name = `${net.name}-one`;
+      const last = `${net.subnet.split(".").slice(0, 3).join(".")}.250`;
+      const list = JSON.parse(readFileSync(net.conf.source, "utf8")) as {
+        name: string;
+        plugins: { ipam?: { ranges: Record<string, string>[][] } }[];
+      };
+      list.name = name;
+      const bridge = list.plugins[0];
+      if (bridge?.ipam) bridge.ipam.ranges = [[{ subnet: net.subnet, rangeStart: last, rangeEnd: last }]];
+      writeFileSync(one, JSON.stringify(list));
+      const ipamDir = join("/var/lib/cni/networks", name);
+      try {
+        await c.ctr(["run", "-d", ...RT, ...SMALL_VM, IMAGE, "full1", "sleep", "600"]);
+        try {
+          await waitFor("full1 running", async () => (await taskStatus(c, "full1")) === "RUNNING");
+          expect(await containerAddress(c, "full1")).toBe(`${last}/24`);
+          const r = await c.ctr(["run", "--rm", ...RT, IMAGE, "full2", "true"], { reject: false });
+          expect(r.exitCode).not.toBe(0);
+          expect(String(r.stderr)).toMatch(/no IP addresses available/);
+          await c.ctr(["containers", "delete", "full2"], { reject: false });
+          expect(containerLeftovers(s, ["full2"]).netns).toEqual([]);
+        } finally {
+          await removeContainer(c, "full1");
+        }
+        await expectClean(s, ["full1", "full2"]);
+        expect(readdirSync(ipamDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
+      } finally {
+        unlinkSync(one);
+        rmSync(ipamDir, { recursive: true, force: true });
       }
     });
   });
