@@ -2,8 +2,8 @@ import { existsSync } from "node:fs";
 import { beetrootPaths } from "../config/paths.ts";
 import { loadHostDeps } from "../hostdeps/index.ts";
 import type { Logger } from "../log/logger.ts";
-import { networkReleasers } from "../network/releasers.ts";
-import { basicReleasers, type Releasers } from "../state/releasers.ts";
+import { allReleasers } from "../cleanup/releasers.ts";
+import type { Releasers } from "../state/releasers.ts";
 import { LayerCache } from "../storage/layer-cache.ts";
 import { ErofsMountTranslator } from "../storage/translator.ts";
 import { QemuVmmAdapter } from "./qemu-vmm.ts";
@@ -33,7 +33,10 @@ export function createHostRuntime(log: Logger): HostRuntime {
   };
 }
 
-/** What `delete` may release from a dead shim's ledgers: processes, files, mounts and the pod network. */
+/**
+ * What `delete` may release from a dead shim's ledgers: processes, files, mounts and the pod network
+ * (TAP, CNI attachment, namespace) — the same set `beetroot gc` uses.
+ */
 export function deleteReleasers(): Releasers {
-  return { ...basicReleasers(), ...networkReleasers() };
+  return allReleasers();
 }
