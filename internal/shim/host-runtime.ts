@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
+import { allReleasers } from "../cleanup/releasers.ts";
 import { beetrootPaths } from "../config/paths.ts";
 import { loadHostDeps } from "../hostdeps/index.ts";
 import type { Logger } from "../log/logger.ts";
-import { allReleasers } from "../cleanup/releasers.ts";
 import type { Releasers } from "../state/releasers.ts";
 import { LayerCache } from "../storage/layer-cache.ts";
 import { ErofsMountTranslator } from "../storage/translator.ts";
