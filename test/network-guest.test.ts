@@ -1,7 +1,9 @@
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { buildVminitdSysForHost } from "../guest/native/host-build.ts";
 import { createNetns, removeNetns } from "../internal/network/netns.ts";
 import { openTap } from "../internal/network/tap.ts";
 import type { GuestNetworkConfig } from "../internal/rtnetlink/netconfig.ts";
@@ -16,7 +18,12 @@ const bun = resolve("node_modules/bun/bin/bun.exe");
 const reason = missingNetworkCapability() ?? (existsSync(bun) ? undefined : `${bun} missing (npm install)`);
 if (reason) console.warn(`guest network test skipped: ${reason}`);
 
-describe.skipIf(reason)("guest/network applies a guest network config (Bun FFI netlink)", () => {
+describe.skipIf(reason)("guest/network applies a guest network config (Bun, vminitd's netlink addon)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "guest-net-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // The guest's runtime environment: no JIT, vminitd's addon built for this host.
+  const guestEnv = () => ({ BEETROOT_VMINITD_SYS: buildVminitdSysForHost(dir), BUN_JSC_useJIT: "0" });
+
   it("renames by MAC, sets MTU, addresses, routes and renders resolv.conf", async () => {
     const n = await native();
     const ns = `/run/netns/btest-guestapply-${process.pid}`;
@@ -45,6 +52,7 @@ describe.skipIf(reason)("guest/network applies a guest network config (Bun FFI n
         {
           reject: false,
           timeout: 30_000,
+          env: guestEnv(),
         },
       );
       expect(r.exitCode, r.stderr).toBe(0);
@@ -91,9 +99,7 @@ describe.skipIf(reason)("guest/network applies a guest network config (Bun FFI n
           "test/network-fixtures/guest-apply.ts",
           JSON.stringify({ ...config, version: 7 }),
         ],
-        {
-          reject: false,
-        },
+        { reject: false, env: guestEnv() },
       );
       expect(bad.exitCode).not.toBe(0);
       expect(bad.stderr).toMatch(/guest network config: version 7 is not 1/);

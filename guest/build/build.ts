@@ -32,7 +32,6 @@ import {
   IMAGE_PATHS,
   MKFS_OPTIONS,
   MOUNT_POINT_DIRS,
-  STATIC_CFLAGS,
   SYMLINKS,
   USERSPACE_EXCLUDES,
 } from "./recipe.ts";
@@ -59,10 +58,10 @@ function place(stage: string, rel: string, from: string, mode: number): void {
   chmodSync(to, mode);
 }
 
-async function compileStatic(source: string, out: string): Promise<void> {
+async function compile(source: string, cflags: readonly string[], out: string): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   rmSync(out, { force: true });
-  const r = await execa("gcc", [...STATIC_CFLAGS, "-o", out, source], { reject: false, stdin: "ignore" });
+  const r = await execa("gcc", [...cflags, "-o", out, source], { reject: false, stdin: "ignore" });
   if (r.exitCode !== 0) throw new GuestBuildError(`compiling ${source} failed:\n${r.stderr}`);
   chmodSync(out, 0o755);
 }
@@ -85,7 +84,7 @@ export async function stageRootfs(stage: string, inputs: GuestInputs): Promise<v
   place(stage, IMAGE_PATHS.bun, inputs.bun.path, 0o755);
   place(stage, IMAGE_PATHS.vminitd, inputs.vminitd.path, 0o644);
   place(stage, `${IMAGE_PATHS.vminitd}.jsc`, inputs.vminitd.bytecode.path, 0o644);
-  for (const p of inputs.programs) await compileStatic(p.path, join(stage, p.dest));
+  for (const p of inputs.programs) await compile(p.path, p.cflags, join(stage, p.dest));
   const manifest: ImageManifest = {
     fingerprint: guestFingerprint(inputs),
     bunVersion: inputs.bun.version,

@@ -16,8 +16,7 @@ import {
   IMAGE_PATHS,
   MKFS_OPTIONS,
   MOUNT_POINT_DIRS,
-  STATIC_CFLAGS,
-  STATIC_PROGRAMS,
+  NATIVE_PROGRAMS,
   SYMLINKS,
   USERSPACE_EXCLUDES,
 } from "./recipe.ts";
@@ -61,8 +60,12 @@ export interface GuestInputs {
   readonly bun: FileInput & { readonly version: string };
   /** The bundle as Bun loads it (CommonJS wrapper) and its JavaScriptCore bytecode (`<path>.jsc`). */
   readonly vminitd: FileInput & { readonly bytecode: FileInput };
-  /** C sources of the static programs (init launcher, self-tests) and where they go in the image. */
-  readonly programs: readonly (FileInput & { readonly name: string; readonly dest: string })[];
+  /** C sources (init launcher, vminitd's addon, self-tests), their flags and where they go in the image. */
+  readonly programs: readonly (FileInput & {
+    readonly name: string;
+    readonly dest: string;
+    readonly cflags: readonly string[];
+  })[];
   /** First line of `gcc --version` and a hash of the kernel UAPI headers the programs include. */
   readonly compiler: { readonly gcc: string; readonly gccVersion: string; readonly uapiSha256: string };
   readonly userspace: {
@@ -170,10 +173,10 @@ export async function gatherInputs(root: string, deps: UserspaceDeps): Promise<G
       sha256: sha256File(vminitd.js),
       bytecode: { path: vminitd.jsc, sha256: sha256File(vminitd.jsc) },
     },
-    programs: STATIC_PROGRAMS.map((t) => {
+    programs: NATIVE_PROGRAMS.map((t) => {
       const path = join(root, t.source);
       if (!existsSync(path)) throw new GuestBuildError(`C source ${path} is missing`);
-      return { name: t.name, dest: t.dest, path, sha256: sha256File(path) };
+      return { name: t.name, dest: t.dest, cflags: t.cflags, path, sha256: sha256File(path) };
     }),
     compiler: { gcc: "gcc", gccVersion, uapiSha256: uapi.digest("hex") },
     userspace: {
@@ -201,8 +204,7 @@ export function guestFingerprint(inputs: GuestInputs): string {
         bun: inputs.bun.sha256,
         vminitd: inputs.vminitd.sha256,
         vminitdBytecode: { args: BUN_BYTECODE_ARGS, sha256: inputs.vminitd.bytecode.sha256 },
-        programs: inputs.programs.map((t) => [t.name, t.dest, t.sha256]),
-        cflags: STATIC_CFLAGS,
+        programs: inputs.programs.map((t) => [t.name, t.dest, t.sha256, t.cflags]),
         compiler: [inputs.compiler.gccVersion, inputs.compiler.uapiSha256],
         userspace: inputs.userspace.sha256,
       }),

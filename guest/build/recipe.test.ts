@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GUEST_PATHS } from "../vminitd/paths.ts";
 import { SELF_TESTS } from "../vminitd/selftests.ts";
 import { fingerprintUuid } from "./inputs.ts";
-import { IMAGE_PATHS, STATIC_PROGRAMS } from "./recipe.ts";
+import { IMAGE_PATHS, NATIVE_PROGRAMS } from "./recipe.ts";
 
 describe("guest image recipe", () => {
   it("puts files where vminitd looks for them", () => {
@@ -11,14 +11,15 @@ describe("guest image recipe", () => {
     expect(`/${IMAGE_PATHS.vminitd}`).toBe(GUEST_PATHS.vminitd);
     expect(`/${IMAGE_PATHS.selftestDir}`).toBe(GUEST_PATHS.selftestDir);
     expect(`/${IMAGE_PATHS.manifest}`).toBe(GUEST_PATHS.manifest);
+    expect(`/${IMAGE_PATHS.sysAddon}`).toBe(GUEST_PATHS.sysAddon);
     for (const t of Object.values(SELF_TESTS)) {
       const program = t.argv[0] ?? "";
-      expect(STATIC_PROGRAMS.map((s) => `/${s.dest}`)).toContain(program);
+      expect(NATIVE_PROGRAMS.map((s) => `/${s.dest}`)).toContain(program);
     }
   });
 
   it("installs the init launcher as /sbin/init, and it execs Bun on vminitd", () => {
-    const init = STATIC_PROGRAMS.find((p) => p.name === "init");
+    const init = NATIVE_PROGRAMS.find((p) => p.name === "init");
     expect(init?.dest).toBe(IMAGE_PATHS.init);
     const source = readFileSync(init?.source ?? "", "utf8");
     expect(source).toContain(`#define BUN "${GUEST_PATHS.bun}"`);

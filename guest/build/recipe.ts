@@ -3,12 +3,13 @@
  * part of the image fingerprint, so changing any of it rebuilds the image.
  * Bump GUEST_RECIPE_VERSION when the builder's behaviour changes in a way this data does not show.
  */
-export const GUEST_RECIPE_VERSION = 4;
+export const GUEST_RECIPE_VERSION = 5;
 
 /** Paths inside the image (must agree with guest/vminitd/paths.ts, which the guest reads). */
 export const IMAGE_PATHS = {
   bun: "usr/bin/bun",
   vminitd: "usr/lib/beetroot/vminitd.js",
+  sysAddon: "usr/lib/beetroot/vminitd_sys.node",
   selftestDir: "usr/lib/beetroot/selftest",
   /** What the image was built from (fingerprint, package versions), for System.Info. */
   manifest: "usr/lib/beetroot/image.json",
@@ -75,18 +76,40 @@ export const MKFS_OPTIONS: readonly string[] = ["-T0", "--all-time", "--all-root
  */
 export const BUN_BYTECODE_ARGS: readonly string[] = ["build", "--target=bun", "--format=cjs", "--bytecode"];
 
+const WARNINGS = ["-O2", "-Wall", "-Wextra", "-Werror"];
 /** gcc flags for the guest's C programs: static, so they need nothing from the guest's libraries. */
-export const STATIC_CFLAGS: readonly string[] = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"];
+export const STATIC_CFLAGS: readonly string[] = ["-static", ...WARNINGS];
+/**
+ * gcc flags for the Node-API addon Bun loads: a shared object linked against the host's glibc
+ * (bookworm's 2.36); the guest's newer glibc (trixie's) still provides every symbol version it
+ * uses. Its Node-API symbols are resolved from Bun when it loads the addon.
+ */
+export const ADDON_CFLAGS: readonly string[] = ["-shared", "-fPIC", ...WARNINGS];
+
+export interface NativeProgram {
+  readonly name: string;
+  readonly source: string;
+  readonly dest: string;
+  readonly cflags: readonly string[];
+}
 
 /**
- * C programs compiled on the host into the image. /sbin/init is one: a launcher that mounts /proc
- * (which Bun needs before it can start) and execs Bun on vminitd — a `#!` script cannot do that.
+ * C code compiled on the host into the image. /sbin/init is a launcher that mounts /proc (which
+ * Bun needs before it can start) and execs Bun on vminitd — a `#!` script cannot do that.
+ * vminitd_sys is the addon behind vminitd's system calls (guest/native).
  */
-export const STATIC_PROGRAMS: readonly { name: string; source: string; dest: string }[] = [
-  { name: "init", source: "guest/init/init.c", dest: IMAGE_PATHS.init },
+export const NATIVE_PROGRAMS: readonly NativeProgram[] = [
+  { name: "init", source: "guest/init/init.c", dest: IMAGE_PATHS.init, cflags: STATIC_CFLAGS },
+  {
+    name: "vminitd_sys",
+    source: "guest/native/vminitd_sys.c",
+    dest: IMAGE_PATHS.sysAddon,
+    cflags: ADDON_CFLAGS,
+  },
   {
     name: "binder-roundtrip",
     source: "guest/selftest/binder-roundtrip.c",
     dest: `${IMAGE_PATHS.selftestDir}/binder-roundtrip`,
+    cflags: STATIC_CFLAGS,
   },
 ];

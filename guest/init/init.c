@@ -47,11 +47,11 @@ int main(void) {
       "TERM=linux",
       // No transpiler cache: the root filesystem is read-only and vminitd is already plain JS.
       "BUN_RUNTIME_TRANSPILER_CACHE_PATH=0",
-      // JavaScriptCore's optimizing tiers (DFG, and FTL above it) off: under TCG their compiler
-      // threads and the machine code they emit (which QEMU must translate again) cost more than
-      // they win for an I/O-bound PID 1: boot median 3.1 → 2.1 s (docs/boot-time.md). The
-      // interpreter and the baseline JIT stay: bun:ffi needs the JIT ("bun:ffi requires the JIT").
-      "BUN_JSC_useDFGJIT=0",
+      // JavaScriptCore's JIT off, interpreter only: under TCG every JIT tier's output is new guest
+      // code QEMU must translate again, and its compiler threads compete with the main thread on
+      // one vCPU; for an I/O-bound PID 1 that costs more than it wins (docs/boot-time.md).
+      // vminitd's system calls go through a Node-API addon because bun:ffi needs the JIT.
+      "BUN_JSC_useJIT=0",
       uptime,
       NULL,
   };

@@ -1,6 +1,6 @@
 /**
  * Configures the guest's NICs from the host's GuestNetworkConfig (see docs/network.md): the
- * module vminitd calls with the JSON document the host sends. Bun-only (FFI netlink).
+ * module vminitd calls with the JSON document the host sends. Bun-only (netlink through vminitd's addon).
  *
  *   const { resolvConf } = applyNetworkConfig(JSON.parse(text));
  *   // write resolvConf where the containers' /etc/resolv.conf comes from
@@ -12,7 +12,7 @@ import {
   renderResolvConf,
 } from "../../internal/rtnetlink/netconfig.ts";
 import { Rtnl } from "../../internal/rtnetlink/rtnl.ts";
-import { ffiNetlinkTransport } from "./netlink-ffi.ts";
+import { netlinkTransport } from "./netlink-socket.ts";
 
 export interface AppliedNetwork {
   readonly config: GuestNetworkConfig;
@@ -23,7 +23,7 @@ export interface AppliedNetwork {
 /** Validates the document, then sets names, MTUs, addresses, link state and routes. */
 export function applyNetworkConfig(document: unknown): AppliedNetwork {
   const config = parseGuestNetworkConfig(document);
-  const rtnl = Rtnl.over(ffiNetlinkTransport());
+  const rtnl = Rtnl.over(netlinkTransport());
   try {
     applyGuestNetworkConfig(rtnl, config);
   } finally {

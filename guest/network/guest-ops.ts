@@ -1,14 +1,14 @@
 /**
  * The Bun side of System.ConfigureNetwork / NetworkStatus: apply a config through the FFI
  * rtnetlink socket, read the kernel's view back, and write resolv.conf. vminitd loads this module
- * lazily (it needs bun:ffi), so the service logic around it stays testable under Node.
+ * lazily (it needs vminitd's native addon), so the service logic around it stays testable under Node.
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { GuestNetworkConfig } from "../../internal/rtnetlink/netconfig.ts";
 import { Rtnl } from "../../internal/rtnetlink/rtnl.ts";
 import { applyNetworkConfig } from "./apply.ts";
-import { ffiNetlinkTransport } from "./netlink-ffi.ts";
+import { netlinkTransport } from "./netlink-socket.ts";
 import { type NetworkState, readNetworkState } from "./status.ts";
 
 export interface GuestNetworkOps {
@@ -23,7 +23,7 @@ export function bunNetworkOps(): GuestNetworkOps {
   return {
     apply: (config) => applyNetworkConfig(config).resolvConf,
     read: () => {
-      const rtnl = Rtnl.over(ffiNetlinkTransport());
+      const rtnl = Rtnl.over(netlinkTransport());
       try {
         return readNetworkState(rtnl);
       } finally {

@@ -2,6 +2,8 @@
 export const GUEST_PATHS = {
   bun: "/usr/bin/bun",
   vminitd: "/usr/lib/beetroot/vminitd.js",
+  /** The Node-API addon behind sys/libc.ts (guest/native/vminitd_sys.c). */
+  sysAddon: "/usr/lib/beetroot/vminitd_sys.node",
   crun: "/usr/bin/crun",
   selftestDir: "/usr/lib/beetroot/selftest",
   manifest: "/usr/lib/beetroot/image.json",

@@ -4,37 +4,6 @@
  * Modules that touch them run only under Bun (in the guest, or in tests that spawn Bun).
  */
 
-declare module "bun:ffi" {
-  export type Pointer = number;
-  export const FFIType: {
-    readonly i32: "i32";
-    readonly u32: "u32";
-    readonly i64: "i64";
-    readonly u64: "u64";
-    readonly ptr: "ptr";
-    readonly cstring: "cstring";
-    readonly void: "void";
-  };
-  export type FFITypeName = (typeof FFIType)[keyof typeof FFIType];
-  export interface FFIFunction {
-    readonly args: readonly FFITypeName[];
-    readonly returns: FFITypeName;
-  }
-  export interface Library<Fns extends Record<string, FFIFunction>> {
-    readonly symbols: { [K in keyof Fns]: (...args: unknown[]) => unknown };
-    close(): void;
-  }
-  export function dlopen<Fns extends Record<string, FFIFunction>>(path: string, symbols: Fns): Library<Fns>;
-  export function ptr(view: ArrayBufferView | ArrayBufferLike, byteOffset?: number): Pointer;
-  export const read: {
-    i32(ptr: Pointer, byteOffset?: number): number;
-    u32(ptr: Pointer, byteOffset?: number): number;
-  };
-  export class CString extends String {
-    constructor(ptr: Pointer, byteOffset?: number, byteLength?: number);
-  }
-}
-
 interface BunSubprocess {
   readonly pid: number;
   readonly exited: Promise<number>;

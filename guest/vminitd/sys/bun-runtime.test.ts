@@ -1,6 +1,7 @@
 /**
- * vminitd's Bun-only code (bun:ffi, Bun's net and child handling), run under the Bun binary the
- * guest image ships: the unit project runs on Node, so these tests spawn Bun on fixture scripts.
+ * vminitd's Bun-only code (its native addon, Bun's net and child handling), run under the Bun
+ * binary the guest image ships with the JIT off as in the guest: the unit project runs on Node, so
+ * these tests build the addon with the image's flags and spawn Bun on fixture scripts.
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -11,6 +12,7 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { System } from "../../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { Client } from "../../../internal/ttrpc/index.ts";
+import { buildVminitdSysForHost } from "../../native/host-build.ts";
 
 const bun = resolve("node_modules/bun/bin/bun.exe");
 const fixtures = resolve("guest/vminitd/sys/fixtures");
@@ -20,11 +22,14 @@ if (!haveBun)
 
 describe.skipIf(!haveBun)("vminitd under Bun", () => {
   const dir = mkdtempSync(join(tmpdir(), "vminitd-bun-"));
+  // The guest's environment: no JIT (guest/init/init.c), the addon built as the image builds it.
+  const env = { ...process.env, BEETROOT_VMINITD_SYS: buildVminitdSysForHost(dir), BUN_JSC_useJIT: "0" };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("reaps orphans without stealing the statuses Bun waits for", async () => {
     const { stdout } = await promisify(execFile)(bun, [join(fixtures, "reaper-under-bun.ts")], {
       timeout: 20_000,
+      env,
     });
     const r = JSON.parse(stdout.trim().split("\n").pop() ?? "{}");
     expect(r.runnerExit).toBe(3);
@@ -34,7 +39,7 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
     expect(r.reaped).toBe(1);
   });
 
-  it("dials with FFI connect(), adopts the fd into net, and serves TTRPC on it", async () => {
+  it("dials with connect() through the addon, adopts the fd into net, and serves TTRPC on it", async () => {
     const path = join(dir, "host.sock");
     const accepted = new Promise<Socket>((resolveSocket) => {
       const srv = createServer((s) => {
@@ -43,7 +48,7 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
       });
       srv.listen(path);
     });
-    const child = execFile(bun, [join(fixtures, "serve-over-fd.ts"), path], { timeout: 20_000 });
+    const child = execFile(bun, [join(fixtures, "serve-over-fd.ts"), path], { timeout: 20_000, env });
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     const client = new Client(await accepted);
     const system = client.service(System);
@@ -80,9 +85,7 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
         sockDir,
         "read line; echo got:$line; echo to-err >&2; exit 4",
       ],
-      {
-        timeout: 20_000,
-      },
+      { timeout: 20_000, env },
     );
     const exited = new Promise<string>((r) => {
       let out = "";

@@ -2,7 +2,7 @@
  * Stream sockets vminitd opens itself (AF_VSOCK has no Bun or Node API) and hands to Bun's net
  * layer. Measured with Bun 1.4.5: `net.connect({ fd })` adopts a connected stream socket and yields
  * a working net.Socket (a Duplex); `new net.Socket({ fd })` does not (it closes at once).
- * Bun-only (bun:ffi).
+ * Bun-only (the socket calls are vminitd's addon, guest/native).
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { AF_UNIX, AF_VSOCK, sockaddrUnix, sockaddrVm } from "../sockaddr.ts";

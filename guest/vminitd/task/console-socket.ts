@@ -1,8 +1,8 @@
 /**
  * crun's --console-socket: a unix socket on which crun, while creating a process with a terminal,
  * connects and passes the pty master with SCM_RIGHTS. Neither Bun nor Node can receive file
- * descriptors, so this is libc through bun:ffi, on a non-blocking socket polled from the event
- * loop (crun runs meanwhile; a blocking accept would freeze vminitd). Bun-only.
+ * descriptors, so this is vminitd's native addon (sys/libc.ts), on a non-blocking socket polled
+ * from the event loop (crun runs meanwhile; a blocking accept would freeze vminitd). Bun-only.
  */
 import { rmSync } from "node:fs";
 import { sockaddrUnix } from "../sockaddr.ts";
