@@ -59,8 +59,9 @@ const HTTP_PORT = 8080;
  */
 const CLEAN = { leases: 0, iptablesRules: 0, nftRules: 0, hostVethsOnBridge: 0 };
 
-async function networkLeaks(net: TestNetwork, ids: readonly string[]) {
-  const { netns: _anySuite, ...own } = await leakSnapshot(net, ids);
+async function networkLeaks(s: Suite, ids: readonly string[]) {
+  const cniIds = ids.flatMap((id) => [id, podVmId(s.c.address, "default", id)]);
+  const { netns: _anySuite, ...own } = await leakSnapshot(s.net, cniIds);
   return own;
 }
 
@@ -149,13 +150,22 @@ interface Suite {
   env: NodeJS.ProcessEnv;
 }
 
+/**
+ * The namespace beetroot makes for a `ctr run` container: named after its VM's ledger owner and the
+ * VM id, which is also the CNI container id (unique on the host, unlike a ctr id).
+ */
+function podNetns(c: PrivateContainerd, id: string): string {
+  const vm = podVmId(c.address, "default", id);
+  return managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), vm));
+}
+
 /** Everything one container could leave: its VM's ledger and processes, its managed namespace. */
 function containerLeftovers(s: Suite, ids: readonly string[]) {
   const vms = ids.map((id) => podVmId(s.c.address, "default", id));
   return {
     owners: listOwners(s.paths),
     netns: ids.filter((id, i) =>
-      existsSync(managedNetnsPath(managedNetnsName(vmLedgerOwner(vms[i] ?? ""), id))),
+      existsSync(managedNetnsPath(managedNetnsName(vmLedgerOwner(vms[i] ?? ""), vms[i] ?? ""))),
     ),
     runDirs: existsSync(join(s.paths.runDir, "vm")) ? readdirSync(join(s.paths.runDir, "vm")) : [],
     processes: processesMentioning(s.root),
@@ -191,7 +201,7 @@ async function expectClean(s: Suite, ids: readonly string[]): Promise<void> {
     60_000,
   ).catch(() => {});
   expect(containerLeftovers(s, ids)).toEqual(NO_LEFTOVERS);
-  expect(await networkLeaks(s.net, ids)).toEqual(CLEAN);
+  expect(await networkLeaks(s, ids)).toEqual(CLEAN);
 }
 
 const versions: ContainerdVersion[] = ["2.1", "1.7"];
@@ -268,7 +278,7 @@ for (const version of versions) {
 
         // The host side as the network layer built it: a managed namespace for this container.
         const vm = podVmId(c.address, "default", id);
-        expect(existsSync(managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), id)))).toBe(true);
+        expect(existsSync(podNetns(c, id))).toBe(true);
         expect(listOwners(s.paths)).toEqual([vmLedgerOwner(vm)]);
       } finally {
         await removeContainer(c, id);
@@ -296,8 +306,7 @@ for (const version of versions) {
               `hello-from-${id}\n`,
             );
             // No namespace of beetroot's own: the VM sits on the one it was given.
-            const vm = podVmId(c.address, "default", id);
-            expect(existsSync(managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), id)))).toBe(false);
+            expect(existsSync(podNetns(c, id))).toBe(false);
           } finally {
             await removeContainer(c, id);
           }
@@ -322,7 +331,7 @@ for (const version of versions) {
       } finally {
         removeNetns(n, ns);
       }
-      expect(await networkLeaks(net, [id, `cri-${id}`])).toEqual(CLEAN);
+      expect(await networkLeaks(s, [id, `cri-${id}`])).toEqual(CLEAN);
     });
 
     it("refuses --net-host with InvalidArgument saying a VM cannot share the host's network stack", async () => {
@@ -408,7 +417,7 @@ for (const version of versions) {
       try {
         await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
         const vm = podVmId(c.address, "default", id);
-        const netns = managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), id));
+        const netns = podNetns(c, id);
         expect(existsSync(netns)).toBe(true);
         const qemu = processesMentioning(join(s.paths.runDir, "vm", vm)).filter((p) =>
           readFileSync(`/proc/${p}/cmdline`, "utf8").startsWith("/usr/bin/qemu-system"),
@@ -419,7 +428,7 @@ for (const version of versions) {
         // The shim is alive and released the network by itself, before anyone deletes the task.
         await waitFor("the pod network to be released", () => !existsSync(netns), 30_000);
         expect(shimPidsOf(c.address).length).toBeGreaterThan(0);
-        expect(await networkLeaks(s.net, [id])).toEqual(CLEAN);
+        expect(await networkLeaks(s, [id])).toEqual(CLEAN);
       } finally {
         await removeContainer(c, id);
       }
@@ -432,8 +441,7 @@ for (const version of versions) {
         const id = `kill${cleaner}`;
         await c.ctr(["run", "-d", ...RT, ...SMALL_VM, IMAGE, id, "sleep", "600"]);
         await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
-        const vm = podVmId(c.address, "default", id);
-        const netns = managedNetnsPath(managedNetnsName(vmLedgerOwner(vm), id));
+        const netns = podNetns(c, id);
         expect(existsSync(netns)).toBe(true);
         const bundle = join(c.dir, "state", "io.containerd.runtime.v2.task", "default", id);
         const shimPid = Number(readFileSync(join(bundle, "shim.pid"), "utf8"));
@@ -452,7 +460,7 @@ for (const version of versions) {
             expect(gc.exitCode, `${gc.stdout}${gc.stderr}`).toBe(0);
             console.log(`beetroot gc after kill -9 of the shim:\n${gc.stdout}${gc.stderr}`);
             expect(containerLeftovers(s, [id])).toEqual(NO_LEFTOVERS);
-            expect(await networkLeaks(s.net, [id])).toEqual(CLEAN);
+            expect(await networkLeaks(s, [id])).toEqual(CLEAN);
           }
         } finally {
           if (cleaner === "gc") process.kill(containerdPid, "SIGCONT");

@@ -205,7 +205,6 @@ export class VmPodManager implements PodManager {
           cpus: size.cpus,
           memoryMib: size.memoryMib,
           disks: rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),
-          podId,
           spec: req.spec,
           log: req.log.with({ pod: podId }),
         });

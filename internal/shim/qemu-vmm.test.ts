@@ -53,7 +53,6 @@ const managedSpec: OciSpec = { linux: { namespaces: [{ type: "pid" }, { type: "n
 function request(spec: OciSpec = managedSpec): VmRequest {
   return {
     id: "pod-abc",
-    podId: "web1",
     cpus: 2,
     memoryMib: 384,
     disks: [{ path: "/d/0.erofs", serial: "br-0", readOnly: true }],
@@ -102,7 +101,7 @@ function fakePod() {
 }
 
 describe("QemuVmmAdapter", () => {
-  it("boots the pod VM with the sandbox's spec and pod id, and reports its network", async () => {
+  it("boots the pod VM with the sandbox's spec, the VM id as CNI container id, and reports its network", async () => {
     const f = fakePod();
     let seen: PodVmOptions | undefined;
     const adapter = new QemuVmmAdapter(log, testPaths(), {
@@ -114,7 +113,7 @@ describe("QemuVmmAdapter", () => {
     });
     const vm = await adapter.launch(request());
     expect(seen?.ociSpec).toBe(managedSpec);
-    expect(seen?.containerId).toBe("web1");
+    expect(seen?.containerId).toBe("pod-abc");
     expect(seen?.spec).toMatchObject({
       id: "pod-abc",
       kernel: "/k/vmlinux",

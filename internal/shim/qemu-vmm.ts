@@ -188,7 +188,7 @@ export class QemuVmmAdapter implements Vmm {
           bootTimeoutMs: r.config.vm.bootTimeoutMs,
         },
         ociSpec: req.spec,
-        containerId: req.podId,
+        containerId: req.id,
         paths: this.paths,
         log: req.log,
       });

@@ -12,13 +12,15 @@ export interface VmDisk {
 }
 
 export interface VmRequest {
-  /** VM id: names its run dir and its resource ledger (`vm-<id>`, see internal/state). */
+  /**
+   * VM id: names its run dir and its resource ledger (`vm-<id>`, see internal/state), and is the
+   * pod network's CNI_CONTAINERID — unique on the host, where a `ctr run` id is unique only within one
+   * containerd and namespace (two `bench-rss` in two containerds collide in host-local's IPAM).
+   */
   readonly id: string;
   readonly cpus: number;
   readonly memoryMib: number;
   readonly disks: readonly VmDisk[];
-  /** The pod (sandbox) id: CNI_CONTAINERID of the pod network. */
-  readonly podId: string;
   /**
    * The OCI spec of the pod's first (sandbox) container. Its `linux.namespaces` network entry decides
    * the VM's network (docs/network.md): no path → managed (netns + CNI made here), a path → attach
