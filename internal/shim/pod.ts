@@ -316,8 +316,15 @@ export class VmPodManager implements PodManager {
     return pod.stopping;
   }
 
+  /**
+   * Powers every VM off, including those still booting: they are stopped once their launch settles.
+   * The shim exits right after, and exiting mid-launch or mid-teardown would leave the pod network
+   * (CNI lease, namespace) for `beetroot gc`.
+   */
   async shutdown(): Promise<void> {
-    await Promise.all([...this.pods.values()].map((p) => this.stopPod(p)));
+    const booting = await Promise.all([...this.pending.values()].map((p) => p.catch(() => undefined)));
+    const pods = new Set([...this.pods.values(), ...booting.filter((p): p is Pod => p !== undefined)]);
+    await Promise.all([...pods].map((p) => this.stopPod(p)));
   }
 
   /** For tests and Connect: the pod a container runs in. */
