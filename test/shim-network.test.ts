@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import {
   existsSync,
   mkdtempSync,
@@ -161,12 +160,9 @@ function podNetns(c: PrivateContainerd, id: string): string {
 
 /** Everything one container could leave: its VM's ledger and processes, its managed namespace. */
 function containerLeftovers(s: Suite, ids: readonly string[]) {
-  const vms = ids.map((id) => podVmId(s.c.address, "default", id));
   return {
     owners: listOwners(s.paths),
-    netns: ids.filter((id, i) =>
-      existsSync(managedNetnsPath(managedNetnsName(vmLedgerOwner(vms[i] ?? ""), vms[i] ?? ""))),
-    ),
+    netns: ids.filter((id) => existsSync(podNetns(s.c, id))),
     runDirs: existsSync(join(s.paths.runDir, "vm")) ? readdirSync(join(s.paths.runDir, "vm")) : [],
     processes: processesMentioning(s.root),
   };
