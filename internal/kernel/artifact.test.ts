@@ -9,6 +9,8 @@ import {
   kernelArtifact,
   kernelDir,
   kernelFingerprint,
+  kernelTraits,
+  LINEAR_VSOCK_TX_PATCH,
   markCurrent,
 } from "./artifact.ts";
 import { defaultFragmentPath } from "./build.ts";
@@ -17,6 +19,7 @@ import { parseKernelBuildArgs } from "./build-command.ts";
 const inputs: KernelInputs = {
   sourcePackageVersion: "6.12.117-1",
   fragment: "CONFIG_PVH=y\n",
+  patches: "0".repeat(64),
   kvmGuestConfig: "CONFIG_KVM_GUEST=y\n",
   gccVersion: "gcc (Debian 12.2.0-14+deb12u1) 12.2.0",
 };
@@ -77,5 +80,22 @@ describe("build kernel command", () => {
     expect(fromSource.endsWith("assets/kernel/beetroot.config")).toBe(true);
     expect(defaultFragmentPath(join(import.meta.dirname, "../../dist"))).toBe(fromSource);
     expect(() => defaultFragmentPath("/")).toThrow(/not found above \//);
+  });
+});
+
+describe("kernelTraits", () => {
+  it("reads HZ from the config and the vsock patch from meta.json beside vmlinux", () => {
+    const dir = mkdtempSync(join(tmpdir(), "beetroot-traits-"));
+    try {
+      const vmlinux = join(dir, "vmlinux");
+      expect(kernelTraits(vmlinux)).toEqual({ hz: undefined, linearVsockTx: false });
+      writeFileSync(join(dir, "config"), "CONFIG_HZ_250=y\nCONFIG_HZ=250\n");
+      writeFileSync(join(dir, "meta.json"), JSON.stringify({ patches: [LINEAR_VSOCK_TX_PATCH] }));
+      expect(kernelTraits(vmlinux)).toEqual({ hz: 250, linearVsockTx: true });
+      writeFileSync(join(dir, "meta.json"), JSON.stringify({ fingerprint: "old, before patches" }));
+      expect(kernelTraits(vmlinux).linearVsockTx).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type BeetrootPaths, beetrootPaths } from "../config/paths.ts";
 
 /**
@@ -9,12 +9,14 @@ import { type BeetrootPaths, beetrootPaths } from "../config/paths.ts";
  * successful `beetroot build kernel` produced. Readers (the shim, tests) follow `current.json`, so
  * they need neither the kernel source nor the repository's fragment at run time.
  */
-export const KERNEL_RECIPE_VERSION = 1;
+export const KERNEL_RECIPE_VERSION = 2;
 
 export interface KernelInputs {
   /** Debian linux-source-6.12 package version, e.g. `6.12.117-1`. */
   readonly sourcePackageVersion: string;
   readonly fragment: string;
+  /** patchSetDigest() of assets/kernel/patches. */
+  readonly patches: string;
   readonly kvmGuestConfig: string;
   /** First line of `gcc --version`. */
   readonly gccVersion: string;
@@ -28,6 +30,7 @@ export function kernelFingerprint(inputs: KernelInputs): string {
         base: "tinyconfig",
         source: inputs.sourcePackageVersion,
         fragment: inputs.fragment,
+        patches: inputs.patches,
         kvmGuest: inputs.kvmGuestConfig,
         gcc: inputs.gccVersion,
       }),
@@ -44,6 +47,22 @@ export interface KernelMeta {
   readonly builtAt: string;
   readonly buildSeconds: number;
   readonly vmlinuxBytes: number;
+  /** assets/kernel/patches applied, by file name (absent in kernels built before patches existed). */
+  readonly patches?: readonly string[];
+}
+
+/**
+ * The patch that makes every vsock TX packet one linear buffer, so vhost-device-vsock 0.3.0 can
+ * take packets larger than ~32 KiB (internal/vm/vsock.ts sizes the credit window by it).
+ */
+export const LINEAR_VSOCK_TX_PATCH = "0001-vsock-linear-tx-packets.patch";
+
+/** What the host must know about a guest kernel to drive it, read from its artifact files. */
+export interface KernelTraits {
+  /** CONFIG_HZ (the kernel's `config` beside vmlinux); undefined for a kernel from elsewhere. */
+  readonly hz: number | undefined;
+  /** Whether LINEAR_VSOCK_TX_PATCH is in (the artifact's meta.json). */
+  readonly linearVsockTx: boolean;
 }
 
 export interface KernelArtifact {
@@ -61,6 +80,20 @@ export class KernelMissingError extends Error {
     super(`${what}: run \`npx beetroot build kernel\` to build the guest kernel`);
     this.name = "KernelMissingError";
   }
+}
+
+/** Traits of the kernel at `vmlinux`, from the `config` and `meta.json` an artifact keeps beside it. */
+export function kernelTraits(vmlinux: string): KernelTraits {
+  const config = join(dirname(vmlinux), "config");
+  const meta = join(dirname(vmlinux), "meta.json");
+  const hz = existsSync(config) ? /^CONFIG_HZ=(\d+)$/m.exec(readFileSync(config, "utf8"))?.[1] : undefined;
+  let patches: readonly string[] = [];
+  try {
+    patches = (JSON.parse(readFileSync(meta, "utf8")) as Partial<KernelMeta>).patches ?? [];
+  } catch {
+    // no artifact metadata: assume an unpatched kernel
+  }
+  return { hz: hz ? Number(hz) : undefined, linearVsockTx: patches.includes(LINEAR_VSOCK_TX_PATCH) };
 }
 
 export function kernelDir(paths: BeetrootPaths, fingerprint: string): string {

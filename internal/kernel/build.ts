@@ -7,6 +7,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -25,9 +26,11 @@ import {
   markCurrent,
 } from "./artifact.ts";
 import { checkFragment, describeMismatch, parseKconfig } from "./kconfig.ts";
+import { type KernelPatch, loadPatches, patchSetDigest } from "./patches.ts";
 
 /**
- * `beetroot build kernel`: Linux 6.12 from Debian's linux-source-6.12, configured as
+ * `beetroot build kernel`: Linux 6.12 from Debian's linux-source-6.12 with beetroot's patches
+ * (assets/kernel/patches), configured as
  * `tinyconfig` + `kvm_guest.config` + assets/kernel/beetroot.config, everything built in, and
  * shipped as an uncompressed, debug-stripped PVH `vmlinux` (what QEMU's microvm boots fastest).
  *
@@ -113,8 +116,39 @@ function sourceTree(paths: BeetrootPaths, pkgVersion: string): SourceTree {
 
 const extractedStamp = (tree: SourceTree) => join(tree.dir, ".beetroot-extracted");
 
-async function ensureSource(tree: SourceTree, tarball: string, log: (l: string) => void): Promise<void> {
-  if (existsSync(extractedStamp(tree))) return;
+/** What the unpacked tree holds: the tarball, and the patches applied to it. */
+interface SourceStamp {
+  readonly tarball: string;
+  readonly patches: string;
+  /** Files those patches changed. */
+  readonly files: readonly string[];
+}
+
+function readStamp(tree: SourceTree): SourceStamp | undefined {
+  if (!existsSync(extractedStamp(tree))) return undefined;
+  const text = readFileSync(extractedStamp(tree), "utf8");
+  try {
+    return JSON.parse(text) as SourceStamp;
+  } catch {
+    // Trees unpacked before patches existed: a line naming the tarball.
+    return { tarball: text.trim(), patches: patchSetDigest([]), files: [] };
+  }
+}
+
+/**
+ * The unpacked source with exactly `patches` applied. A different patch set unpacks the tree
+ * again; tar restores the archive's timestamps, so only files either set changed (touched here,
+ * or written by patch) are newer than their objects and the kept O= directory rebuilds just those.
+ */
+async function ensureSource(
+  tree: SourceTree,
+  tarball: string,
+  patches: readonly KernelPatch[],
+  log: (l: string) => void,
+): Promise<void> {
+  const want = patchSetDigest(patches);
+  const had = readStamp(tree);
+  if (had?.tarball === tarball && had.patches === want) return;
   const parent = dirname(tree.dir);
   rmSync(parent, { recursive: true, force: true });
   mkdirSync(parent, { recursive: true });
@@ -126,7 +160,28 @@ async function ensureSource(tree: SourceTree, tarball: string, log: (l: string) 
       "re-run `npx beetroot setup` to restore the source package",
     );
   }
-  writeFileSync(extractedStamp(tree), `${tarball}\n`);
+  const now = new Date();
+  for (const file of had?.files ?? []) {
+    if (existsSync(join(tree.dir, file))) utimesSync(join(tree.dir, file), now, now);
+  }
+  for (const p of patches) {
+    log(`applying ${p.name}`);
+    const applied = await execa("patch", ["-p1", "--forward", "--batch", "-i", p.path], {
+      cwd: tree.dir,
+      reject: false,
+      all: true,
+      stdin: "ignore",
+    });
+    if (applied.exitCode !== 0) {
+      rmSync(parent, { recursive: true, force: true });
+      throw new KernelBuildError(
+        `${p.path} does not apply to ${tarball}:\n    ${String(applied.all).trim().split("\n").join("\n    ")}`,
+        "refresh the patch against this linux-source version",
+      );
+    }
+  }
+  const stamp: SourceStamp = { tarball, patches: want, files: patches.flatMap((p) => p.files) };
+  writeFileSync(extractedStamp(tree), `${JSON.stringify(stamp)}\n`);
 }
 
 async function readKvmGuestConfig(tree: SourceTree, tarball: string): Promise<string> {
@@ -257,10 +312,12 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<BuildKernel
   if (!existsSync(fragmentPath))
     throw new KernelBuildError(`fragment ${fragmentPath} does not exist`, "pass an existing --fragment PATH");
   const fragment = readFileSync(fragmentPath, "utf8");
+  const patches = loadPatches(join(dirname(fragmentPath), "patches"));
   const tree = sourceTree(paths, deps.linuxSourceVersion);
   const inputs: KernelInputs = {
     sourcePackageVersion: deps.linuxSourceVersion,
     fragment,
+    patches: patchSetDigest(patches),
     kvmGuestConfig: await readKvmGuestConfig(tree, deps.linuxSourceTarball),
     gccVersion: await gccVersion(),
   };
@@ -277,7 +334,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<BuildKernel
   log(
     `building Linux ${deps.linuxUpstreamVersion} (${deps.linuxSourceVersion}), fingerprint ${fingerprint.slice(0, 12)}; log: ${logFile}`,
   );
-  await ensureSource(tree, deps.linuxSourceTarball, log);
+  await ensureSource(tree, deps.linuxSourceTarball, patches, log);
   const finalConfig = await configure(tree, fragmentPath, logFile, log);
   log(`config: ${parseKconfig(fragment).size} fragment options all present in the final .config`);
 
@@ -337,6 +394,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<BuildKernel
     builtAt: new Date().toISOString(),
     buildSeconds: Math.round((Date.now() - started) / 1000),
     vmlinuxBytes: statSync(join(staging, "vmlinux")).size,
+    patches: patches.map((p) => p.name),
   };
   writeFileSync(join(staging, "meta.json"), `${JSON.stringify(meta, null, 2)}\n`);
   rmSync(dest, { recursive: true, force: true });

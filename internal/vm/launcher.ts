@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type InfoResponse, System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import type { BeetrootPaths } from "../config/paths.ts";
+import { kernelTraits } from "../kernel/artifact.ts";
 import type { Logger } from "../log/logger.ts";
 import type { VmNic } from "../network/network.ts";
 import { releaseAll, releaseContext } from "../state/gc.ts";
@@ -21,12 +22,12 @@ import {
   KERNEL_BUILD_COMMAND,
 } from "./assets-check.ts";
 import { type Child, describeExit, spawnChild, tailFile, terminateChild } from "./child.ts";
-import { type Accelerator, buildKernelCmdline, buildQemuArgs } from "./qemu-args.ts";
+import { type Accelerator, buildKernelCmdline, buildQemuArgs, tcgLapicTimerPeriod } from "./qemu-args.ts";
 import { QmpClient, QmpTimeoutError } from "./qmp.ts";
 import { isTerminal, type VmState, VmStateMachine } from "./state-machine.ts";
 import { ResourceTracker } from "./tracker.ts";
 import type { BootTimings, Vm, VmExit, Vmm, VmSpec } from "./vm.ts";
-import { connectVsock, VsockListener, vsockDaemonArgs } from "./vsock.ts";
+import { connectVsock, VsockListener, vsockCreditWindow, vsockDaemonArgs } from "./vsock.ts";
 
 export interface QemuVmmDeps {
   readonly qemu: string;
@@ -272,7 +273,8 @@ class QemuVm implements Vm {
     const started = performance.now();
     await t.acquire("vhost-user-socket", { kind: "socket", path: files.vhostUser }, () => {});
     await t.acquire("vsock-uds", { kind: "socket", path: files.vsockUds }, () => {});
-    const vsockdArgs = vsockDaemonArgs(GUEST_CID, files.vhostUser, files.vsockUds);
+    const kernel = kernelTraits(spec.kernel);
+    const vsockdArgs = vsockDaemonArgs(GUEST_CID, files.vhostUser, files.vsockUds, vsockCreditWindow(kernel));
     this.vsockd = await this.spawnTracked(
       "vhost-device-vsock",
       this.deps.vhostDeviceVsock,
@@ -292,6 +294,7 @@ class QemuVm implements Vm {
       tscKhz: spec.tscKhz,
       init: spec.init ?? DEFAULT_INIT,
       verbose: spec.verboseConsole ?? false,
+      lapicTimerPeriod: spec.accel === "tcg" ? tcgLapicTimerPeriod(kernel.hz) : undefined,
       extra: spec.kernelArgs ?? [],
     });
     const qemuArgs = buildQemuArgs({

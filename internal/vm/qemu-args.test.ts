@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildKernelCmdline, buildQemuArgs, type QemuLayout } from "./qemu-args.ts";
+import { buildKernelCmdline, buildQemuArgs, type QemuLayout, tcgLapicTimerPeriod } from "./qemu-args.ts";
 
 const layout: QemuLayout = {
   kernel: "/a/vmlinux",
@@ -119,6 +119,14 @@ describe("kernel command line", () => {
     );
     expect(buildKernelCmdline({ ...base, tscKhz: undefined })).not.toMatch(/tsc_early_khz/);
     expect(buildKernelCmdline({ ...base, verbose: true })).not.toMatch(/quiet/);
+  });
+  it("presets the APIC timer period from the kernel's HZ under TCG", () => {
+    expect(tcgLapicTimerPeriod(250)).toBe(4_000_000);
+    expect(tcgLapicTimerPeriod(undefined)).toBeUndefined();
+    expect(buildKernelCmdline({ ...base, lapicTimerPeriod: 4_000_000 })).toMatch(
+      / lapic_timer_period=4000000 /,
+    );
+    expect(buildKernelCmdline(base)).not.toMatch(/lapic_timer_period/);
   });
   it("refuses extra words that would split", () => {
     expect(() => buildKernelCmdline({ ...base, extra: ["a b"] })).toThrow(/spaces or quotes/);

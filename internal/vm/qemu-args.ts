@@ -140,7 +140,22 @@ export interface GuestCmdline {
   readonly init: string;
   /** Print the kernel log on the console (slower under TCG: every byte is an exit). */
   readonly verbose: boolean;
+  /** Preset APIC timer period (bus clocks per jiffy); see tcgLapicTimerPeriod. */
+  readonly lapicTimerPeriod?: number | undefined;
   readonly extra: readonly string[];
+}
+
+/** QEMU's emulated local APIC timer counts nanoseconds of virtual time: a 1 GHz bus clock. */
+const QEMU_APIC_BUS_HZ = 1_000_000_000;
+
+/**
+ * The APIC timer period for a TCG guest with `kernelHz` ticks per second: what the kernel would
+ * otherwise measure in a 100 ms calibration loop with its clock standing still (measured here:
+ * "calibration result: 3999998" at HZ=250). beetroot's kernel takes it as `lapic_timer_period=`
+ * (assets/kernel/patches); under KVM the TSC-deadline timer needs no calibration.
+ */
+export function tcgLapicTimerPeriod(kernelHz: number | undefined): number | undefined {
+  return kernelHz ? Math.round(QEMU_APIC_BUS_HZ / kernelHz) : undefined;
 }
 
 /**
@@ -168,6 +183,7 @@ export function buildKernelCmdline(c: GuestCmdline): string {
     "8250.nr_uarts=1",
     "random.trust_cpu=on",
     ...(c.tscKhz ? [`tsc_early_khz=${c.tscKhz}`] : []),
+    ...(c.lapicTimerPeriod ? [`lapic_timer_period=${c.lapicTimerPeriod}`] : []),
     `beetroot.port=${c.port}`,
     `beetroot.hostname=${c.hostname}`,
     `beetroot.time=${c.hostTimeMs}`,

@@ -5,8 +5,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   connectVsock,
+  LINEAR_TX_CREDIT_WINDOW_BYTES,
   VSOCK_CREDIT_WINDOW_BYTES,
   VsockListener,
+  vsockCreditWindow,
   vsockDaemonArgs,
   vsockListenPath,
 } from "./vsock.ts";
@@ -26,6 +28,15 @@ describe("vsock host side", () => {
       "--vm",
       `guest-cid=3,socket=/r/vhost-user.sock,uds-path=/r/vsock.sock,tx-buffer-size=${VSOCK_CREDIT_WINDOW_BYTES}`,
     ]);
+  });
+
+  it("grants the large window only to kernels whose TX packets are linear", () => {
+    expect(vsockCreditWindow({ linearVsockTx: false })).toBe(VSOCK_CREDIT_WINDOW_BYTES);
+    expect(vsockCreditWindow({ linearVsockTx: true })).toBe(LINEAR_TX_CREDIT_WINDOW_BYTES);
+    expect(2 ** 32 % LINEAR_TX_CREDIT_WINDOW_BYTES).toBe(0);
+    expect(vsockDaemonArgs(3, "/v", "/u", LINEAR_TX_CREDIT_WINDOW_BYTES)[1]).toMatch(
+      /,tx-buffer-size=262144$/,
+    );
   });
 
   it("accepts guest dial-backs on <uds>_<port>, queued or awaited", async () => {

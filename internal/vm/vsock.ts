@@ -29,11 +29,29 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
  */
 export const VSOCK_CREDIT_WINDOW_BYTES = 16 * 1024;
 
+/**
+ * The window for beetroot's own kernel, whose TX packets are always linear
+ * (assets/kernel/patches/0001-vsock-linear-tx-packets.patch): the credit no longer has to stay
+ * under the split limit, and a larger window keeps the guest writing while the host drains.
+ * Measured with a splice pump in the guest (TCG, 1 vCPU): 64 KiB 117 MB/s, 256 KiB 150 MB/s.
+ */
+export const LINEAR_TX_CREDIT_WINDOW_BYTES = 256 * 1024;
+
+/** The credit window for a guest kernel: large only when its TX packets are known to be linear. */
+export function vsockCreditWindow(kernel: { readonly linearVsockTx: boolean }): number {
+  return kernel.linearVsockTx ? LINEAR_TX_CREDIT_WINDOW_BYTES : VSOCK_CREDIT_WINDOW_BYTES;
+}
+
 /** vhost-device-vsock's command line for one VM (its `--vm` keys accept dashes or underscores). */
-export function vsockDaemonArgs(guestCid: number, vhostUserSocket: string, udsPath: string): string[] {
+export function vsockDaemonArgs(
+  guestCid: number,
+  vhostUserSocket: string,
+  udsPath: string,
+  windowBytes: number = VSOCK_CREDIT_WINDOW_BYTES,
+): string[] {
   return [
     "--vm",
-    `guest-cid=${guestCid},socket=${vhostUserSocket},uds-path=${udsPath},tx-buffer-size=${VSOCK_CREDIT_WINDOW_BYTES}`,
+    `guest-cid=${guestCid},socket=${vhostUserSocket},uds-path=${udsPath},tx-buffer-size=${windowBytes}`,
   ];
 }
 
