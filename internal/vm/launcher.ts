@@ -22,6 +22,7 @@ import {
   KERNEL_BUILD_COMMAND,
 } from "./assets-check.ts";
 import { type Child, describeExit, spawnChild, tailFile, terminateChild } from "./child.ts";
+import { bindFileReadOnly, checkSharedName, checkSharedSource, unbindFile } from "./disk-share.ts";
 import { type Accelerator, buildKernelCmdline, buildQemuArgs, tcgLapicTimerPeriod } from "./qemu-args.ts";
 import { QmpClient, QmpTimeoutError } from "./qmp.ts";
 import { isTerminal, type VmState, VmStateMachine } from "./state-machine.ts";
@@ -101,6 +102,8 @@ interface RunFiles {
   readonly console: string;
   readonly qemuStderr: string;
   readonly vsockdStderr: string;
+  /** Exported to the guest over virtio-9p: disks added after boot (disk-share.ts). */
+  readonly diskShare: string;
 }
 
 class QemuVm implements Vm {
@@ -123,6 +126,8 @@ class QemuVm implements Vm {
   private watchTimer: NodeJS.Timeout | undefined;
   private ending: Promise<VmExit> | undefined;
   private launchedAt = 0;
+  /** Disks in the share, by name: each one's release (once; also on the cleanup stack). */
+  private readonly shared = new Map<string, () => Promise<void>>();
 
   constructor(
     private readonly spec: VmSpec,
@@ -143,6 +148,7 @@ class QemuVm implements Vm {
       console: join(dir, "console.log"),
       qemuStderr: join(dir, "qemu.log"),
       vsockdStderr: join(dir, "vhost-device-vsock.log"),
+      diskShare: join(dir, "disks"),
     };
     // Unix socket paths are limited to 107 bytes; the longest one is the vsock port listener.
     const longest = `${this.files.vsockUds}_${spec.guestPort ?? DEFAULT_GUEST_PORT}`;
@@ -260,6 +266,10 @@ class QemuVm implements Vm {
     ] as const) {
       await t.acquire(label, { kind: "file", path }, () => {});
     }
+    // Empty at boot; shareFile() binds disks into it. Released after them (stack order).
+    await t.acquire("disk-share", { kind: "dir", path: files.diskShare }, () => {
+      mkdirSync(files.diskShare, { mode: 0o700 });
+    });
 
     // The guest dials back as soon as it is up: listen before anything boots.
     const port = spec.guestPort ?? DEFAULT_GUEST_PORT;
@@ -307,6 +317,7 @@ class QemuVm implements Vm {
       qmpSocket: files.qmp,
       consoleLog: files.console,
       vhostUserSocket: files.vhostUser,
+      diskShare: files.diskShare,
       // QEMU finds the TAPs at fd 3, 4, … (spawn's stdio slots after stderr).
       nics: (spec.nics ?? []).map((nic, i) => ({ nic, fdInChild: 3 + i })),
     });
@@ -562,6 +573,38 @@ class QemuVm implements Vm {
   async connect(port: number, timeoutMs = 5000): Promise<Socket> {
     if (this.state !== "running") throw new Error(`VM ${this.id} is ${this.state}`);
     return connectVsock(this.files.vsockUds, port, timeoutMs);
+  }
+
+  async shareFile(name: string, hostPath: string): Promise<void> {
+    const t = this.tracker;
+    if (this.state !== "running" || !t) throw new Error(`VM ${this.id} is ${this.state}`);
+    checkSharedName(name);
+    if (this.shared.has(name)) throw new Error(`a disk named ${name} is already shared with VM ${this.id}`);
+    checkSharedSource(hostPath);
+    const target = join(this.files.diskShare, name);
+    // Recorded before it exists, like every resource: gc unmounts it after a crash.
+    const entry = await t.ledger.record({ kind: "mount", path: target }, `share-${name}`);
+    let releasing: Promise<void> | undefined;
+    const release = () => {
+      releasing ??= (async () => {
+        await unbindFile(target);
+        await t.ledger.release(entry);
+        this.shared.delete(name);
+      })();
+      return releasing;
+    };
+    this.shared.set(name, release);
+    t.defer(`share-${name}`, release);
+    try {
+      await bindFileReadOnly(hostPath, target);
+    } catch (err) {
+      await release().catch(() => {});
+      throw new Error(`sharing ${hostPath} with VM ${this.id} as ${name}: ${(err as Error).message}`);
+    }
+  }
+
+  async unshareFile(name: string): Promise<void> {
+    await this.shared.get(name)?.();
   }
 
   async listen(port: number): Promise<VsockListener> {

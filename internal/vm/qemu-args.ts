@@ -1,5 +1,6 @@
 import type { VmNic } from "../network/network.ts";
 import { qemuNicArgs } from "../network/qemu.ts";
+import { diskShareArgs } from "./disk-share.ts";
 
 /**
  * QEMU's command line for a beetroot micro-VM, as a pure function of the VM's shape, so the flags
@@ -29,6 +30,8 @@ export interface QemuLayout {
   readonly vhostUserSocket: string;
   /** Pod NICs: each TAP descriptor as QEMU will find it (its spawn stdio slot, ≥ 3). */
   readonly nics?: readonly QemuNic[];
+  /** Host directory exported read-only over virtio-9p: disks added after boot (disk-share.ts). */
+  readonly diskShare?: string;
 }
 
 export interface QemuNic {
@@ -127,6 +130,7 @@ export function buildQemuArgs(l: QemuLayout): string[] {
   }
   // virtio-net-device (virtio-mmio: microvm has no PCI) on the TAP the pod namespace holds.
   for (const n of nics) args.push(...qemuNicArgs(n.nic, n.fdInChild));
+  if (l.diskShare !== undefined) args.push(...diskShareArgs(l.diskShare));
   return args;
 }
 

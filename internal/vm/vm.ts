@@ -105,6 +105,14 @@ export interface Vm {
   connect(port: number, timeoutMs?: number): Promise<Socket>;
   /** Listens for guest → host connections on `port` (e.g. stdio dial-back); closed with the VM. */
   listen(port: number): Promise<VsockListener>;
+  /**
+   * Makes a host disk image (a regular file) readable by the guest as `<share>/<name>` on the
+   * virtio-9p share every VM boots with (disk-share.ts): disks for a running VM, which microvm
+   * cannot hot-plug. Read-only; released by unshareFile() or with the VM.
+   */
+  shareFile(name: string, hostPath: string): Promise<void>;
+  /** Takes a shared disk away again (the guest must have unmounted it); unknown names are done. */
+  unshareFile(name: string): Promise<void>;
   /** Graceful: asks vminitd to power off, then QEMU to quit, then kills. Releases everything. */
   stop(opts?: { timeoutMs?: number }): Promise<VmExit>;
   /** Kills QEMU at once and releases everything. */
