@@ -15,7 +15,7 @@ import { realClock } from "./dial.ts";
 import { HostLink } from "./host-link.ts";
 import { InfoSource, readText, uptimeSeconds } from "./info.ts";
 import { createLogger, errorMessage, type Level, type Logger } from "./log.ts";
-import { applyMounts, EARLY_MOUNTS } from "./mounts.ts";
+import { applyMounts, EARLY_MOUNTS, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "./mounts.ts";
 import { Reaper } from "./reaper.ts";
 import { createRunner } from "./runner.ts";
 import { SelfTests } from "./selftests.ts";
@@ -26,7 +26,7 @@ import { childTable, mountOps, populateDev, systemOps } from "./sys/platform.ts"
 import { dialVsock } from "./sys/vsock.ts";
 import { systemService } from "./system-service.ts";
 import { ConsoleSocket } from "./task/console-socket.ts";
-import { findDiskBySerial } from "./task/disks.ts";
+import { DiskResolver } from "./task/disks.ts";
 import { EventHub } from "./task/events.ts";
 import { TaskService } from "./task/task-service.ts";
 import { VMINITD_VERSION } from "./version.ts";
@@ -139,10 +139,19 @@ async function boot(early: Logger): Promise<void> {
     }),
   );
 
+  const disks = new DiskResolver({
+    share: {
+      isMounted: (dir) => mountOps.isMounted(dir),
+      mountShare: (tag, dir) => {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        mount(tag, dir, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "trans=virtio,version=9p2000.L");
+      },
+    },
+  });
   const tasks = new TaskService({
     runner: run,
     rootfsOps: {
-      resolveDisk: (serial) => findDiskBySerial(serial),
+      resolveDisk: (serial, fstype) => disks.resolve(serial, fstype),
       mkdirp: (path, mode) => {
         mkdirSync(path, { recursive: true, mode });
       },

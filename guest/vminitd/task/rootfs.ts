@@ -209,7 +209,8 @@ export function planRootfs(mounts: readonly RootfsMountInput[], dir: string): Ro
 }
 
 export interface RootfsOps {
-  resolveDisk(serial: string): string;
+  /** The mount source of disk `serial` for a `fstype` mount: a block device, or a file (task/disks.ts). */
+  resolveDisk(serial: string, fstype: string): string;
   mkdirp(path: string, mode: number): void;
   chown(path: string, uid: number, gid: number): void;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
@@ -225,7 +226,7 @@ export function mountRootfs(plan: RootfsPlan, ops: RootfsOps): string[] {
         ops.mkdirp(d.path, d.mode);
         if (d.uid !== undefined && d.gid !== undefined) ops.chown(d.path, d.uid, d.gid);
       }
-      const source = s.diskSerial !== undefined ? ops.resolveDisk(s.diskSerial) : s.source;
+      const source = s.diskSerial !== undefined ? ops.resolveDisk(s.diskSerial, s.fstype) : s.source;
       ops.mkdirp(s.target, 0o755);
       ops.mount(source, s.target, s.fstype, s.flags, s.data);
       mounted.push(s.target);
