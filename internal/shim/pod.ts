@@ -236,27 +236,42 @@ export class VmPodManager implements PodManager {
     if (pod.stopping) throw failedPrecondition(`pod ${pod.id} is shutting down`);
     const cleanup = new CleanupStack();
     const rootfs = await this.translate(req, () => pod.allocateSerial(), cleanup);
+    const serials = rootfs.disks.map((d) => d.serial);
     if (rootfs.disks.length > 0) {
-      const vm = pod.vm as Vm & { attachDisks?: (d: readonly VmDisk[]) => Promise<void> };
+      const vm = pod.vm;
       if (!vm.attachDisks) {
         await cleanup.unwind(req.log);
         throw failedPrecondition(
-          `container ${req.id} needs ${rootfs.disks.length} image disk(s) but the running VM of pod ${pod.id} cannot hot-add disks`,
+          `container ${req.id} needs ${rootfs.disks.length} image disk(s) but the running VM of pod ${pod.id} cannot take disks after boot`,
         );
       }
+      const started = performance.now();
       try {
-        await vm.attachDisks(rootfs.disks);
+        await vm.attachDisks(
+          rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),
+        );
       } catch (err) {
         await cleanup.unwind(req.log);
         throw wrapError(err, `attaching disks for ${req.id}`);
       }
+      req.log.info("disks attached to the running VM", {
+        pod: pod.id,
+        disks: serials.join(","),
+        ms: Math.round(performance.now() - started),
+      });
     }
     pod.members.add(req.id);
     cleanup.release();
-    return this.sandboxFor(pod, req.id, rootfs);
+    return this.sandboxFor(pod, req.id, rootfs, serials);
   }
 
-  private sandboxFor(pod: Pod, id: string, rootfs: TranslatedRootfs): ContainerSandbox {
+  /** `attached`: disks given to the running VM for this container only, taken away on release. */
+  private sandboxFor(
+    pod: Pod,
+    id: string,
+    rootfs: TranslatedRootfs,
+    attached: readonly string[] = [],
+  ): ContainerSandbox {
     let released = false;
     return {
       podId: pod.id,
@@ -270,6 +285,16 @@ export class VmPodManager implements PodManager {
         released = true;
         pod.members.delete(id);
         if (pod.members.size === 0) await this.stopPod(pod);
+        else if (attached.length > 0) {
+          // The guest unmounted them when it deleted the container; a stopped VM released them itself.
+          await pod.vm.detachDisks?.(attached).catch((err: unknown) =>
+            this.opts.log.error("detaching disks failed (the VM's stop or `beetroot gc` releases them)", {
+              pod: pod.id,
+              disks: attached.join(","),
+              error: errorMessage(err),
+            }),
+          );
+        }
         await rootfs.release();
       },
     };

@@ -15,7 +15,7 @@ import { launchPodVm, type PodVm, type PodVmOptions } from "../vm/pod-network.ts
 import type { Vmm as VmLauncher } from "../vm/vm.ts";
 import { errorMessage, failedPrecondition } from "./errors.ts";
 import type { GuestClient } from "./guest-client.ts";
-import type { Vm, Vmm, VmNetwork, VmRequest, VsockListener } from "./vmm.ts";
+import type { Vm, VmDisk, Vmm, VmNetwork, VmRequest, VsockListener } from "./vmm.ts";
 
 /** How long the guest gets to dial a stdio port back after the host started listening. */
 const STDIO_ACCEPT_TIMEOUT_MS = 120_000;
@@ -82,6 +82,38 @@ class QemuVmAdapter implements Vm {
         void l.close();
       },
     };
+  }
+
+  /**
+   * Disks for the running VM go on its virtio-9p disk share (microvm cannot hot-plug virtio-blk):
+   * each image is bind-mounted read-only under its serial, recorded in the VM's ledger first.
+   * The share is read-only, so a writable disk (an ext4 layer of containerd ≥ 2.2) cannot join.
+   */
+  async attachDisks(disks: readonly VmDisk[]): Promise<void> {
+    const writable = disks.find((d) => !d.readOnly);
+    if (writable) {
+      throw failedPrecondition(
+        `disk ${writable.serial} (${writable.path}) is writable: a running VM takes read-only disks only`,
+      );
+    }
+    const done: string[] = [];
+    try {
+      for (const d of disks) {
+        await this.pod.vm.shareFile(d.serial, d.path);
+        done.push(d.serial);
+      }
+    } catch (err) {
+      await this.detachDisks(done).catch((e: unknown) =>
+        this.log.error("undoing a partial disk attach failed (the VM's stop releases the rest)", {
+          error: errorMessage(e),
+        }),
+      );
+      throw err;
+    }
+  }
+
+  async detachDisks(serials: readonly string[]): Promise<void> {
+    for (const s of serials) await this.pod.vm.unshareFile(s);
   }
 
   /** VM, then TAPs and tc, CNI DEL, namespace, ledger (PodVm.stop). Once; failures are logged for gc. */

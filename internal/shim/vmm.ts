@@ -56,6 +56,14 @@ export interface Vm {
   readonly network?: VmNetwork;
   listenVsock(port: number): Promise<VsockListener>;
   /**
+   * Gives the running VM more read-only disks, found by the guest under their serials (a container
+   * joining its pod with image layers the VM does not have yet). Absent: the VMM cannot, and such a
+   * join is refused. All or nothing: on failure no disk of `disks` stays attached.
+   */
+  attachDisks?(disks: readonly VmDisk[]): Promise<void>;
+  /** Takes attached disks away once their container is gone; serials never attached are done. */
+  detachDisks?(serials: readonly string[]): Promise<void>;
+  /**
    * Powers the VM off (guest shutdown, then SIGKILL after a grace) and releases its host resources,
    * the pod network last (TAPs, CNI DEL, namespace).
    */
