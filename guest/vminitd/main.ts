@@ -23,7 +23,7 @@ import { SystemShutdown } from "./shutdown.ts";
 import { VMADDR_CID_HOST } from "./sockaddr.ts";
 import { kill, mount, SyscallError, sethostname, setRealtimeClock, umount2 } from "./sys/libc.ts";
 import { childTable, mountOps, populateDev, systemOps } from "./sys/platform.ts";
-import { dialVsock } from "./sys/vsock.ts";
+import { connectVsock, dialVsock } from "./sys/vsock.ts";
 import { systemService } from "./system-service.ts";
 import { ConsoleSocket } from "./task/console-socket.ts";
 import { DiskResolver } from "./task/disks.ts";
@@ -168,7 +168,7 @@ async function boot(early: Logger): Promise<void> {
       },
     },
     // The host listens on its stdio ports before it sends the request: one attempt is enough.
-    dial: (port) => dialVsock(VMADDR_CID_HOST, port),
+    dial: (port) => connectVsock(VMADDR_CID_HOST, port),
     waitFor: (pid, sinceMs) => reaper.waitFor(pid, sinceMs),
     kill: (pid, signal) => kill(pid, signal),
     exists: (path) => existsSync(path),

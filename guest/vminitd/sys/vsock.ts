@@ -1,7 +1,8 @@
 /**
- * Stream sockets vminitd opens itself (AF_VSOCK has no Bun or Node API) and hands to Bun's net
- * layer. Measured with Bun 1.4.5: `net.connect({ fd })` adopts a connected stream socket and yields
- * a working net.Socket (a Duplex); `new net.Socket({ fd })` does not (it closes at once).
+ * Stream sockets vminitd opens itself (AF_VSOCK has no Bun or Node API): raw connected fds (for
+ * the native output pump, which Bun must never touch), or handed to Bun's net layer. Measured with
+ * Bun 1.4.5: `net.connect({ fd })` adopts a connected stream socket and yields a working net.Socket
+ * (a Duplex); `new net.Socket({ fd })` does not (it closes at once).
  * Bun-only (the socket calls are vminitd's addon, guest/native).
  */
 import { connect as netConnect, type Socket } from "node:net";
@@ -24,12 +25,25 @@ export function adoptSocket(fd: number): Socket {
   return netConnect({ fd } as unknown as Parameters<typeof netConnect>[0]);
 }
 
-/** Connects to (cid, port) over vsock; blocks for at most the kernel's connect timeout (2 s). */
-export function dialVsock(cid: number, port: number): Socket {
-  return adoptSocket(connectedFd(AF_VSOCK, sockaddrVm(cid, port), `vsock ${cid}:${port}`));
+/**
+ * A blocking, close-on-exec stream socket connected to (cid, port) over vsock, as a bare fd;
+ * connecting blocks for at most the kernel's connect timeout (2 s).
+ */
+export function connectVsock(cid: number, port: number): number {
+  return connectedFd(AF_VSOCK, sockaddrVm(cid, port), `vsock ${cid}:${port}`);
 }
 
-/** The same path over a unix socket, for exercising it where there is no vsock transport. */
+/** The same over a unix socket, for exercising vsock paths where there is no vsock transport. */
+export function connectUnix(path: string): number {
+  return connectedFd(AF_UNIX, sockaddrUnix(path), path);
+}
+
+/** connectVsock adopted into net. */
+export function dialVsock(cid: number, port: number): Socket {
+  return adoptSocket(connectVsock(cid, port));
+}
+
+/** connectUnix adopted into net. */
 export function dialUnix(path: string): Socket {
-  return adoptSocket(connectedFd(AF_UNIX, sockaddrUnix(path), path));
+  return adoptSocket(connectUnix(path));
 }
