@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { execa } from "execa";
+import { cachedFact } from "../config/fact-cache.ts";
 
 /**
  * The host's TSC rate in kHz, for the guest's `tsc_early_khz=`. Under TCG the guest reads the
@@ -43,7 +45,11 @@ async function output(cmd: string, args: string[]): Promise<string> {
   return r.exitCode === 0 ? String(r.stdout) : "";
 }
 
-export async function hostTscKhz(env: NodeJS.ProcessEnv = process.env): Promise<TscRate> {
+/**
+ * The host's TSC rate. With `cacheDir` it is remembered per boot (the rate is fixed until the
+ * host reboots), so shims do not run dmesg at every start.
+ */
+export async function hostTscKhz(env: NodeJS.ProcessEnv = process.env, cacheDir?: string): Promise<TscRate> {
   const forced = env.BEETROOT_TSC_KHZ;
   if (forced !== undefined && forced !== "") {
     if (!/^\d+$/.test(forced) || Number(forced) < 100_000) {
@@ -51,6 +57,14 @@ export async function hostTscKhz(env: NodeJS.ProcessEnv = process.env): Promise<
     }
     return { khz: Number(forced), source: "BEETROOT_TSC_KHZ" };
   }
+  if (cacheDir !== undefined) {
+    const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return cachedFact(join(cacheDir, "facts", "host-tsc.json"), { bootId }, measureTscKhz);
+  }
+  return measureTscKhz();
+}
+
+async function measureTscKhz(): Promise<TscRate> {
   const fromDmesg = tscFromKernelLog(await output("dmesg", []));
   if (fromDmesg !== undefined) return { khz: fromDmesg, source: "dmesg" };
   // The ring buffer may have wrapped on a long-running host; the journal keeps the boot's messages.

@@ -161,7 +161,7 @@ export async function resolveQemuHost(paths: BeetrootPaths, log: Logger): Promis
     },
   });
   if (decision.announcement) log.warn(decision.announcement);
-  const tsc = await hostTscKhz().catch(() => undefined);
+  const tsc = await hostTscKhz(process.env, paths.cacheDir).catch(() => undefined);
   return {
     vmm: new QemuVmm({ qemu: deps.qemu, vhostDeviceVsock: deps.vhostDeviceVsock, paths, log }),
     kernel: kernel.vmlinux,

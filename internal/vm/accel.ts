@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import type { Accel } from "../config/config.ts";
+import { cachedFact } from "../config/fact-cache.ts";
 import type { KvmProbeInputs, KvmProbeResult } from "./kvm-probe.ts";
 import type { Accelerator } from "./qemu-args.ts";
 
@@ -49,7 +50,15 @@ export function tcgAnnouncement(reason: string): string {
   return `using TCG software emulation (${reason}); ${TCG_SLOWDOWN}`;
 }
 
-export async function qemuVersion(qemu: string): Promise<string> {
+/** `qemu --version`, remembered in `cacheDir` (when given) for as long as the binary is unchanged. */
+export async function qemuVersion(qemu: string, cacheDir?: string): Promise<string> {
+  if (cacheDir === undefined) return runQemuVersion(qemu);
+  const st = statSync(qemu);
+  const key = { qemu, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+  return cachedFact(join(cacheDir, "facts", "qemu-version.json"), key, () => runQemuVersion(qemu));
+}
+
+async function runQemuVersion(qemu: string): Promise<string> {
   const r = await execa(qemu, ["--version"], { reject: false, timeout: 10_000, stdin: "ignore" });
   const m = /QEMU emulator version (\S+)/.exec(String(r.stdout));
   if (!m)
@@ -104,7 +113,7 @@ export interface AccelInputs {
 export async function kvmProbe(i: AccelInputs): Promise<CachedProbe> {
   const key: ProbeKey = {
     hostKernel: i.hostKernel ?? release(),
-    qemuVersion: i.qemuVersion ?? (await qemuVersion(i.probeInputs.qemu)),
+    qemuVersion: i.qemuVersion ?? (await qemuVersion(i.probeInputs.qemu, i.cacheDir)),
     guestKernel: i.guestKernelId,
   };
   if (!i.reprobe) {

@@ -34,7 +34,7 @@ export async function resolveVmHost(
   const deps = loadHostDeps(paths);
   const kernel = kernelArtifact(paths);
   const rootImage = guestImageArtifact(paths).image;
-  const tsc = await hostTscKhz();
+  const tsc = await hostTscKhz(process.env, paths.cacheDir);
   const accel = await decideAccel({
     configured: config.vm.accel,
     cacheDir: paths.cacheDir,
