@@ -144,7 +144,15 @@ async function boot(early: Logger): Promise<void> {
       isMounted: (dir) => mountOps.isMounted(dir),
       mountShare: (tag, dir) => {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        mount(tag, dir, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "trans=virtio,version=9p2000.L");
+        // cache=loose: the share's files never change (a name is bound once, to an immutable layer
+        // image), and page-cache readahead makes cold reads 3-5x faster than cache=none (docs/storage.md).
+        mount(
+          tag,
+          dir,
+          "9p",
+          MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+          "trans=virtio,version=9p2000.L,cache=loose",
+        );
       },
     },
   });
