@@ -14,9 +14,9 @@ import {
 
 /**
  * QEMU's microvm machine has 24 virtio-mmio transports (measured: the 25th virtio device fails with
- * "No 'virtio-bus' bus found"); the guest root disk, vsock and a NIC take three, and a pod runs more
- * than one container. 16 image layers per container keeps every pod below the limit; deeper images
- * get their bottom layers merged into one disk.
+ * "No 'virtio-bus' bus found"); the guest root disk, vsock, a NIC and the disk share take four
+ * (containers joining a running VM get their layers on the share, docs/storage.md). 16 image layers
+ * per container keeps every VM below the limit; deeper images get their bottom layers merged into one disk.
  */
 export const DEFAULT_MAX_LAYER_DISKS = 16;
 
