@@ -1,11 +1,13 @@
 import { existsSync } from "node:fs";
 import { allReleasers } from "../cleanup/releasers.ts";
+import { loadConfig, type VmConfig } from "../config/config.ts";
 import { beetrootPaths } from "../config/paths.ts";
 import { loadHostDeps } from "../hostdeps/index.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Releasers } from "../state/releasers.ts";
 import { LayerCache } from "../storage/layer-cache.ts";
 import { ErofsMountTranslator } from "../storage/translator.ts";
+import { failedPrecondition } from "./errors.ts";
 import { QemuVmmAdapter } from "./qemu-vmm.ts";
 import type { HostRuntime } from "./serve.ts";
 
@@ -26,6 +28,15 @@ export function createHostRuntime(log: Logger): HostRuntime {
   const paths = beetrootPaths();
   return {
     vmm: new QemuVmmAdapter(log, paths),
+    vmDefaults: () => {
+      let vm: VmConfig;
+      try {
+        vm = loadConfig(paths).vm;
+      } catch (err) {
+        throw failedPrecondition(`cannot size the VM: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return { cpus: vm.cpus, memoryMib: vm.memoryMiB };
+    },
     storage: new ErofsMountTranslator({
       cache: new LayerCache({ cacheDir: paths.cacheDir, mkfsErofs: mkfsErofs(), log }),
       log,

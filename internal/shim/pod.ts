@@ -15,7 +15,7 @@ import {
 import type { GuestClient } from "./guest-client.ts";
 import { JsonObject, parseLossless, serializeLossless } from "./lossless-json.ts";
 import { groupIdOf, type OciSpec, podRoleOf } from "./oci.ts";
-import { vmSizeFor } from "./vm-size.ts";
+import { type VmDefaults, vmSizeFor } from "./vm-size.ts";
 import type { Vm, VmDisk, Vmm, VmNetwork, VsockListener } from "./vmm.ts";
 
 /** What one container gets from its pod: the VM's guest API, its rootfs as the guest sees it, vsock. */
@@ -123,6 +123,8 @@ export interface PodManagerOptions {
   readonly storage: MountTranslator;
   readonly log: Logger;
   readonly stopGraceSeconds?: number;
+  /** The size of VMs nothing else sizes, read at each boot (the config file may change). */
+  readonly vmDefaults?: () => VmDefaults;
 }
 
 export class VmPodManager implements PodManager {
@@ -190,7 +192,7 @@ export class VmPodManager implements PodManager {
     let serials = 0;
     const started = (async () => {
       const rootfs = await this.translate(req, () => `br-${serials++}`, cleanup);
-      const size = vmSizeFor(req.spec);
+      const size = vmSizeFor(req.spec, undefined, this.opts.vmDefaults?.());
       req.log.info("booting VM", {
         pod: podId,
         cpus: size.cpus,

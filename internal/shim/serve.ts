@@ -14,12 +14,14 @@ import { ensureSocketDir, READY_FD_ENV } from "./start.ts";
 import { attachStdio } from "./stdio.ts";
 import { registerTaskApi } from "./task-api.ts";
 import { TaskService } from "./task-service.ts";
+import type { VmDefaults } from "./vm-size.ts";
 import type { Vmm } from "./vmm.ts";
 
 /** What the server builds its VMs and rootfs disks with; production wires QEMU and EROFS. */
 export interface HostRuntime {
   readonly vmm: Vmm;
   readonly storage: MountTranslator;
+  readonly vmDefaults?: () => VmDefaults;
 }
 
 export type HostRuntimeFactory = (log: Logger) => HostRuntime;
@@ -68,6 +70,7 @@ export async function runServer(opts: {
       vmm: host.vmm,
       storage: host.storage,
       log,
+      ...(host.vmDefaults ? { vmDefaults: host.vmDefaults } : {}),
     });
     let exiting: Promise<void> | undefined;
     const shutdown = (reason: string): Promise<void> => {

@@ -13,6 +13,7 @@ import {
 } from "./bootstrap.ts";
 import { type ShimFlags, serveArgs } from "./flags.ts";
 import { groupIdOf, readBundleSpec } from "./oci.ts";
+import { configPathFromOptions } from "./runtime-options.ts";
 import { DEFAULT_SOCKET_ROOT, shimSocketAddress, socketPath } from "./socket-address.ts";
 
 /** Env var through which `start` tells the server which fd to report readiness on. */
@@ -147,7 +148,10 @@ export async function runStart(opts: {
   } else {
     if (existsSync(path)) unlinkSync(path); // left by a dead shim
     ensureSocketDir(dirname(path));
-    const pid = await spawnServer({ flags, bundle, socket: path, env });
+    // A RuntimeClass's ConfigPath becomes the server's config file (paths.ts reads BEETROOT_CONFIG).
+    const configPath = configPathFromOptions(bootstrap.runtimeOptions);
+    const serverEnv = configPath ? { ...env, BEETROOT_CONFIG: configPath } : env;
+    const pid = await spawnServer({ flags, bundle, socket: path, env: serverEnv });
     writeBundleFile(bundle, "shim.pid", String(pid));
   }
   writeBundleFile(bundle, "address", address);

@@ -17,6 +17,14 @@ export const DEFAULT_MEMORY_MIB = 512;
 export const GUEST_OVERHEAD_MIB = 192;
 const MIN_MEMORY_MIB = 128;
 
+/** The size of a VM nothing else sizes: the [vm] table of the config file (a RuntimeClass may name another). */
+export interface VmDefaults {
+  readonly cpus: number;
+  readonly memoryMib: number;
+}
+
+export const BUILTIN_VM_DEFAULTS: VmDefaults = { cpus: DEFAULT_CPUS, memoryMib: DEFAULT_MEMORY_MIB };
+
 export interface VmSize {
   readonly cpus: number;
   readonly memoryMib: number;
@@ -41,12 +49,13 @@ function bigNumber(v: unknown): number | undefined {
 /**
  * The VM's vCPUs and memory: explicit annotations win; then the CRI sandbox totals; then the
  * container's own limits (cpu quota/period rounded up, memory limit + guest overhead); else the
- * defaults. Clamped to what the host has, because QEMU refuses more vCPUs than it can back only
+ * configured defaults. Clamped to what the host has, because QEMU refuses more vCPUs than it can back only
  * late and confusingly.
  */
 export function vmSizeFor(
   spec: OciSpec,
   host = { cpus: hostCpus().length, memoryMib: Math.floor(totalmem() / 2 ** 20) },
+  defaults: VmDefaults = BUILTIN_VM_DEFAULTS,
 ): VmSize {
   const ann = spec.annotations ?? {};
   let cpus: number | undefined;
@@ -75,11 +84,11 @@ export function vmSizeFor(
   }
   const limit = bigNumber(ann[CRI_SANDBOX_MEMORY]) ?? bigNumber(spec.linux?.resources?.memory?.limit);
   if (memoryMib === undefined && limit !== undefined && limit > 0) {
-    memoryMib = Math.max(DEFAULT_MEMORY_MIB, Math.ceil(limit / 2 ** 20) + GUEST_OVERHEAD_MIB);
+    memoryMib = Math.max(defaults.memoryMib, Math.ceil(limit / 2 ** 20) + GUEST_OVERHEAD_MIB);
     sources.push("memory limit");
   }
 
-  cpus = Math.min(cpus ?? DEFAULT_CPUS, Math.max(1, host.cpus));
-  memoryMib = Math.min(memoryMib ?? DEFAULT_MEMORY_MIB, Math.max(MIN_MEMORY_MIB, host.memoryMib));
+  cpus = Math.min(cpus ?? defaults.cpus, Math.max(1, host.cpus));
+  memoryMib = Math.min(memoryMib ?? defaults.memoryMib, Math.max(MIN_MEMORY_MIB, host.memoryMib));
   return { cpus, memoryMib, source: sources.length > 0 ? sources.join(", ") : "defaults" };
 }
