@@ -150,6 +150,23 @@ describe("vminitd_sys addon", () => {
     for (const fd of [r, w, a, b, cr]) native.sys(NR.close, fd);
   });
 
+  it("pump ends on cancel while the socket is full (a host that stopped reading)", async () => {
+    const file = join(dir, "pump-stuck.bin");
+    writeFileSync(file, randomBytes(16 * 1024 * 1024));
+    const [r, w] = pipe();
+    const [a, b] = socketPair(); // nobody reads b
+    const [cr, cw] = pipe();
+    const done = native.pump(r, a, cr);
+    const writer = catInto(file, w);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    native.sys(NR.close, cw);
+    const result = await done;
+    expect(result).toMatchObject({ cancelled: true, writeErrno: 0 });
+    expect(result.bytes).toBeLessThan(16 * 1024 * 1024);
+    for (const fd of [r, a, b, cr]) native.sys(NR.close, fd); // cat then dies of EPIPE
+    await writer;
+  });
+
   it("pump refuses arguments that are not descriptors", () => {
     expect(() => native.pump(0, -1, 0)).toThrow(/each must be a descriptor/);
     expect(() => (native.pump as (...a: unknown[]) => unknown)(0, 1)).toThrow(TypeError);
