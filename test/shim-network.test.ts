@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BeetrootPaths, beetrootPaths } from "../internal/config/paths.ts";
-import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { CniRuntime } from "../internal/network/cni/invoke.ts";
 import { createNetns, managedNetnsPath, removeNetns } from "../internal/network/netns.ts";
 import { managedNetnsName } from "../internal/network/network.ts";
@@ -22,11 +21,11 @@ import {
   type ContainerdVersion,
   type PrivateContainerd,
   REPO,
-  SHIM_SEA,
   shimPidsOf,
   startContainerd,
 } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
+import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
 import {
   leakSnapshot,
   missingNetworkCapability,
@@ -64,17 +63,7 @@ async function networkLeaks(s: Suite, ids: readonly string[]) {
   return own;
 }
 
-function missing(): string | undefined {
-  if (!existsSync(SHIM_SEA)) return `${SHIM_SEA} not built (npm run build)`;
-  try {
-    loadHostDeps();
-  } catch (err) {
-    return `host dependencies: ${(err as Error).message}`;
-  }
-  return missingNetworkCapability() ?? missingVmAssets();
-}
-
-const why = missing();
+const why = missingShimPrerequisites() ?? missingNetworkCapability() ?? missingVmAssets();
 if (why) console.warn(`shim network end-to-end tests skipped: ${why}`);
 
 async function waitFor(

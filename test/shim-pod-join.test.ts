@@ -1,16 +1,12 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { beetrootPaths } from "../internal/config/paths.ts";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
-import {
-  type ContainerdVersion,
-  type PrivateContainerd,
-  SHIM_SEA,
-  startContainerd,
-} from "./fixtures/containerd.ts";
+import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage, busyboxLayer, ociArchive } from "./fixtures/oci-image.ts";
+import { missingShimPrerequisites, processesMatching } from "./fixtures/shim-e2e.ts";
 
 /**
  * A container joining a running pod VM with image layers the VM did not boot with (the CRI flow:
@@ -24,29 +20,8 @@ const APP_IMAGE = "docker.io/beetroot/marker:join-app";
 const MARKER = "joined with a layer of its own\n";
 const RT = ["--runtime", "io.containerd.beetroot.v1"];
 
-function missing(): string | undefined {
-  if (!existsSync(SHIM_SEA)) return `${SHIM_SEA} not built (npm run build)`;
-  try {
-    loadHostDeps();
-  } catch (err) {
-    return `host dependencies: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-
-const why = missing();
+const why = missingShimPrerequisites();
 if (why) console.warn(`pod join end-to-end tests skipped: ${why}`);
-
-function processesMatching(needle: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(needle)) out.push(Number(p));
-    } catch {}
-  }
-  return out;
-}
 
 /** Mount points under `dir` in this (the shim's) mount namespace. */
 function mountsUnder(dir: string): string[] {

@@ -1,9 +1,9 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadHostDeps } from "../internal/hostdeps/index.ts";
-import { type PrivateContainerd, SHIM_SEA, startContainerd } from "./fixtures/containerd.ts";
+import { type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
+import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
 
 /**
  * A RuntimeClass's runtime options reach the shim: `ctr run --runtime-config-path` sends
@@ -13,16 +13,7 @@ import { busyboxImage } from "./fixtures/oci-image.ts";
  */
 const IMAGE = "docker.io/beetroot/busybox:rtopts";
 
-function missing(): string | undefined {
-  if (!existsSync(SHIM_SEA)) return `${SHIM_SEA} not built (npm run build)`;
-  try {
-    loadHostDeps();
-  } catch (err) {
-    return `host dependencies: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-const why = missing();
+const why = missingShimPrerequisites();
 if (why) console.warn(`runtime options end-to-end test skipped: ${why}`);
 
 const memTotalMiB = (meminfo: string) => Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? 0) / 1024;

@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { DEFAULT_DRAIN_IDLE_MS } from "../internal/shim/task-service.ts";
-import { type PrivateContainerd, SHIM_SEA, startContainerd } from "./fixtures/containerd.ts";
+import { type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
+import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
 
 /**
  * Container output through the whole path — process pipe → vminitd → vsock (vhost-device-vsock) →
@@ -25,17 +25,7 @@ const SIZES = process.env.BEETROOT_TEST_QUICK ? [MiB] : [MiB, 16 * MiB];
 /** Slack for ctr's own Delete / process teardown after the exit, well under the drain bound. */
 const EXIT_SLACK_MS = 1_500;
 
-function missing(): string | undefined {
-  if (!existsSync(SHIM_SEA)) return `${SHIM_SEA} not built (npm run build)`;
-  try {
-    loadHostDeps();
-  } catch (err) {
-    return `host dependencies: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-
-const why = missing();
+const why = missingShimPrerequisites();
 if (why) console.warn(`shim stdio tests skipped: ${why}`);
 
 interface Captured {

@@ -1,18 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { beetrootPaths } from "../internal/config/paths.ts";
-import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
-import {
-  type ContainerdVersion,
-  type PrivateContainerd,
-  SHIM_SEA,
-  startContainerd,
-} from "./fixtures/containerd.ts";
+import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
+import { missingShimPrerequisites, processesMatching } from "./fixtures/shim-e2e.ts";
 
 /**
  * End to end: a private containerd (2.1 and 1.7) running busybox containers through
@@ -23,30 +18,8 @@ const IMAGE = "docker.io/beetroot/busybox:test";
 const DEEP = "docker.io/beetroot/busybox:deep";
 const RT = ["--runtime", "io.containerd.beetroot.v1"];
 
-function missing(): string | undefined {
-  if (!existsSync(SHIM_SEA)) return `${SHIM_SEA} not built (npm run build)`;
-  try {
-    loadHostDeps();
-  } catch (err) {
-    return `host dependencies: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-
-const why = missing();
+const why = missingShimPrerequisites();
 if (why) console.warn(`shim end-to-end tests skipped: ${why}`);
-
-/** Processes whose command line contains `needle` (QEMU, vhost-device-vsock, shims of one test dir). */
-function processesMatching(needle: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(needle)) out.push(Number(p));
-    } catch {}
-  }
-  return out;
-}
 
 function ctrArgs(c: PrivateContainerd, args: string[]): string[] {
   return ["--address", c.address, ...args];
