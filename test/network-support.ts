@@ -91,14 +91,20 @@ export function testNetwork(
   };
 }
 
+const listNetns = (): string[] =>
+  existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR).filter((n) => n.startsWith("beetroot-")) : [];
+/**
+ * Namespaces that were there before this test file ran (a crashed run elsewhere on a shared host;
+ * `beetroot gc` releases them): not this file's leaks.
+ */
+const preexistingNetns = new Set(listNetns());
+
 /** Everything a leak could be, counted for one test network. */
 export async function leakSnapshot(
   net: TestNetwork,
   ids: readonly string[],
 ): Promise<Record<string, number>> {
-  const netns = existsSync(NETNS_DIR)
-    ? readdirSync(NETNS_DIR).filter((n) => n.startsWith("beetroot-")).length
-    : 0;
+  const netns = listNetns().filter((n) => !preexistingNetns.has(n)).length;
   const leases = existsSync(net.ipamDir)
     ? readdirSync(net.ipamDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length
     : 0;

@@ -97,6 +97,7 @@ describe.skipIf(missing)("gc after a crashed launcher", () => {
       "vsock-uds",
       "vhost-user-socket",
       "vsock-listener",
+      "disk-share",
       "vsockd-stderr",
       "qemu-stderr",
       "console-log",
