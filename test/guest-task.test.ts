@@ -1,71 +1,25 @@
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
-import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessStatus, Task, type TaskEvent } from "../api/gen/beetroot/guest/v1/task_pb.ts";
 import { MetricsSchema } from "../api/gen/cgroups/v2/metrics_pb.ts";
-import { guestImageArtifact } from "../guest/build/artifact.ts";
-import { beetrootPaths } from "../internal/config/paths.ts";
-import { loadHostDeps } from "../internal/hostdeps/index.ts";
-import { hostTscKhz, kernelArtifact } from "../internal/kernel/index.ts";
-import { createLogger } from "../internal/log/logger.ts";
 import { Code, type TtrpcError } from "../internal/ttrpc/index.ts";
-import { QemuVmm } from "../internal/vm/launcher.ts";
 import type { Vm } from "../internal/vm/vm.ts";
+import { busyboxErofs, CONTAINER_ROOTFS, launchTaskVm } from "./fixtures/guest-task-vm.ts";
+import { missingVmAssets } from "./vm-support.ts";
 
 /**
  * The guest Task service for real: a busybox image as an EROFS disk, containers assembled from the
  * same mount recipe the shim sends (erofs layer + tmpfs upper + format/mkdir/overlay), run by crun in
  * the VM, with stdio over vsock dial-back, exec, terminal, pause, stats and OOM events.
  */
-function missing(): string | undefined {
-  try {
-    kernelArtifact();
-    guestImageArtifact();
-    loadHostDeps();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return undefined;
-}
-const reason = missing();
+const reason = missingVmAssets();
 if (reason) console.warn(`guest task test skipped: ${reason}`);
 
 const APPLETS = ["sh", "echo", "cat", "sleep", "ls", "hostname", "tty", "dd", "head", "true", "id", "env"];
-
-async function busyboxImage(dir: string): Promise<string> {
-  const deps = loadHostDeps();
-  const root = join(dir, "bbroot");
-  mkdirSync(join(root, "bin"), { recursive: true });
-  for (const d of ["proc", "sys", "dev", "tmp", "etc", "root"]) mkdirSync(join(root, d), { recursive: true });
-  copyFileSync(deps.busyboxStatic, join(root, "bin", "busybox"));
-  chmodSync(join(root, "bin", "busybox"), 0o755);
-  for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
-  writeFileSync(join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-  const image = join(dir, "busybox.erofs");
-  await execa(deps.mkfsErofs, ["--quiet", "-T0", "--all-root", image, root]);
-  return image;
-}
-
-const rootfs = [
-  { type: "erofs", diskSerial: "br-0", options: ["ro"], source: "" },
-  { type: "tmpfs", diskSerial: "", options: ["mode=0755"], source: "tmpfs" },
-  {
-    type: "format/mkdir/overlay",
-    diskSerial: "",
-    source: "overlay",
-    options: [
-      "X-containerd.mkdir.path={{ mount 1 }}/upper:0755",
-      "X-containerd.mkdir.path={{ mount 1 }}/work:0755",
-      "lowerdir={{ mount 0 }}",
-      "upperdir={{ mount 1 }}/upper",
-      "workdir={{ mount 1 }}/work",
-    ],
-  },
-];
 
 function spec(
   id: string,
@@ -93,7 +47,10 @@ function spec(
         capabilities: { bounding: caps, effective: caps, permitted: caps },
         noNewPrivileges: true,
       },
-      root: { path: "/var/lib/containerd/io.containerd.runtime.v2.task/default/x/rootfs", readonly: false },
+      root: {
+        path: "/var/lib/containerd/io.containerd.runtime.v2.task/default/x/rootfs",
+        readonly: false,
+      },
       hostname: id,
       mounts: [
         { destination: "/proc", type: "proc", source: "proc" },
@@ -161,31 +118,13 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
   const events: TaskEvent[] = [];
 
   beforeAll(async () => {
-    const deps = loadHostDeps();
     dir = mkdtempSync(join(tmpdir(), "bt-"));
-    const image = await busyboxImage(dir);
-    const paths = beetrootPaths({
-      ...process.env,
-      BEETROOT_RUN_DIR: join(dir, "r"),
-      BEETROOT_LIB_DIR: join(dir, "lib"),
+    const image = await busyboxErofs(dir, {
+      applets: APPLETS,
+      dirs: ["proc", "sys", "dev", "tmp", "etc", "root"],
+      files: { "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n" },
     });
-    const vmm = new QemuVmm({
-      qemu: deps.qemu,
-      vhostDeviceVsock: deps.vhostDeviceVsock,
-      paths,
-      log: createLogger({ fd: null }),
-    });
-    vm = await vmm.launch({
-      id: `task-test-${process.pid}`,
-      kernel: kernelArtifact().vmlinux,
-      rootImage: guestImageArtifact().image,
-      disks: [{ id: "br-0", path: image, readonly: true }],
-      cpus: 2,
-      memoryMiB: 512,
-      accel: "tcg",
-      tscKhz: (await hostTscKhz().catch(() => undefined))?.khz,
-      bootTimeoutMs: 60_000,
-    });
+    vm = await launchTaskVm({ dir, id: `task-test-${process.pid}`, image, cpus: 2 });
     void (async () => {
       for await (const ev of vm.guest.service(Task).events({})) events.push(ev);
     })().catch(() => {});
@@ -227,7 +166,7 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
         "-c",
         "echo hello from $(hostname); echo oops >&2; ls /dev/shm >/dev/null && exit 3",
       ]),
-      rootfs,
+      rootfs: CONTAINER_ROOTFS,
       stdio: io.ports,
     });
     const tCreate = performance.now() - t0;
@@ -259,7 +198,7 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
     const { pid } = await task().create({
       id: "c2",
       specJson: spec("c2", ["/bin/cat"]),
-      rootfs,
+      rootfs: CONTAINER_ROOTFS,
       stdio: io.ports,
     });
     await task().start({ id: "c2" });
@@ -303,7 +242,12 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
     await task().delete({ id: "c2" });
 
     const io3 = await stdio({});
-    await task().create({ id: "c3", specJson: spec("c3", ["/bin/sleep", "1000"]), rootfs, stdio: io3.ports });
+    await task().create({
+      id: "c3",
+      specJson: spec("c3", ["/bin/sleep", "1000"]),
+      rootfs: CONTAINER_ROOTFS,
+      stdio: io3.ports,
+    });
     await task().start({ id: "c3" });
     await task().kill({ id: "c3", signal: 9 });
     expect((await task().wait({ id: "c3" })).exitStatus).toBe(137);
@@ -316,7 +260,12 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
 
   it("takes the host's half-close of stdin as EOF (what the shim does after CloseIO)", async () => {
     const io = await stdio({ stdin: true, stdout: true });
-    await task().create({ id: "cat2", specJson: spec("cat2", ["/bin/cat"]), rootfs, stdio: io.ports });
+    await task().create({
+      id: "cat2",
+      specJson: spec("cat2", ["/bin/cat"]),
+      rootfs: CONTAINER_ROOTFS,
+      stdio: io.ports,
+    });
     await task().start({ id: "cat2" });
     (await io.stdin)?.end("last words\n");
     expect((await task().wait({ id: "cat2" })).exitStatus).toBe(0);
@@ -329,7 +278,7 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
     await task().create({
       id: "t1",
       specJson: spec("t1", ["/bin/sh", "-c", "tty; exit 0"], { terminal: true }),
-      rootfs,
+      rootfs: CONTAINER_ROOTFS,
       stdio: io.ports,
     });
     await task().resizePty({ id: "t1", width: 100, height: 40 });
@@ -346,7 +295,7 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
       specJson: spec("oom", ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], {
         memoryLimit: 16 * 1024 * 1024,
       }),
-      rootfs,
+      rootfs: CONTAINER_ROOTFS,
       stdio: io.ports,
     });
     await task().start({ id: "oom" });
@@ -371,10 +320,10 @@ describe.skipIf(reason)("the guest Task service (crun in the VM)", () => {
         () => Code.OK,
         (e: TtrpcError) => e.code,
       );
-    expect(await code(task().create({ id: "../x", specJson: spec("x", ["/bin/true"]), rootfs }))).toBe(
-      Code.InvalidArgument,
-    );
-    expect(await code(task().create({ id: "x", specJson: Buffer.from("{"), rootfs }))).toBe(
+    expect(
+      await code(task().create({ id: "../x", specJson: spec("x", ["/bin/true"]), rootfs: CONTAINER_ROOTFS })),
+    ).toBe(Code.InvalidArgument);
+    expect(await code(task().create({ id: "x", specJson: Buffer.from("{"), rootfs: CONTAINER_ROOTFS }))).toBe(
       Code.InvalidArgument,
     );
     expect(

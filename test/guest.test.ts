@@ -14,23 +14,14 @@ import { QemuVmm } from "../internal/vm/launcher.ts";
 import { buildKernelCmdline, buildQemuArgs } from "../internal/vm/qemu-args.ts";
 import type { Vm } from "../internal/vm/vm.ts";
 import pkg from "../package.json" with { type: "json" };
+import { missingVmAssets } from "./vm-support.ts";
 
 /**
  * The guest image booted for real: beetroot's kernel under TCG, vminitd as PID 1 on Bun dialling
  * back over vhost-device-vsock, the System service answering, and the binder round trip proving the
  * kernel's binder driver works between two guest processes.
  */
-function missing(): string | undefined {
-  try {
-    kernelArtifact();
-    guestImageArtifact();
-    loadHostDeps();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return undefined;
-}
-const reason = missing();
+const reason = missingVmAssets();
 if (reason) console.warn(`guest VM test skipped: ${reason}`);
 
 describe.skipIf(reason)("the guest image in a micro-VM", () => {

@@ -1,18 +1,13 @@
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Task } from "../api/gen/beetroot/guest/v1/task_pb.ts";
-import { guestImageArtifact } from "../guest/build/artifact.ts";
-import { beetrootPaths } from "../internal/config/paths.ts";
-import { loadHostDeps } from "../internal/hostdeps/index.ts";
-import { hostTscKhz, kernelArtifact } from "../internal/kernel/index.ts";
-import { createLogger } from "../internal/log/logger.ts";
-import { QemuVmm } from "../internal/vm/launcher.ts";
 import type { Vm } from "../internal/vm/vm.ts";
+import { busyboxErofs, CONTAINER_ROOTFS, launchTaskVm } from "./fixtures/guest-task-vm.ts";
+import { missingVmAssets } from "./vm-support.ts";
 
 /**
  * Container output below the shim: a process in a crun container writes N bytes, vminitd copies its
@@ -20,50 +15,10 @@ import type { Vm } from "../internal/vm/vm.ts";
  * the host socket must receive exactly those bytes, then EOF. Writes above ~32 KiB per send() are
  * what vhost-device-vsock 0.3.0 used to drop (docs/shim.md, "Known problems"). Logs MB/s.
  */
-function missing(): string | undefined {
-  try {
-    kernelArtifact();
-    guestImageArtifact();
-    loadHostDeps();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return undefined;
-}
-const reason = missing();
+const reason = missingVmAssets();
 if (reason) console.warn(`vsock stdio test skipped: ${reason}`);
 
 const APPLETS = ["sh", "cat", "dd", "head", "sha256sum"];
-
-async function busyboxImage(dir: string): Promise<string> {
-  const deps = loadHostDeps();
-  const root = join(dir, "bbroot");
-  mkdirSync(join(root, "bin"), { recursive: true });
-  for (const d of ["proc", "dev", "tmp"]) mkdirSync(join(root, d), { recursive: true });
-  copyFileSync(deps.busyboxStatic, join(root, "bin", "busybox"));
-  chmodSync(join(root, "bin", "busybox"), 0o755);
-  for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
-  const image = join(dir, "busybox.erofs");
-  await execa(deps.mkfsErofs, ["--quiet", "-T0", "--all-root", image, root]);
-  return image;
-}
-
-const rootfs = [
-  { type: "erofs", diskSerial: "br-0", options: ["ro"], source: "" },
-  { type: "tmpfs", diskSerial: "", options: ["mode=0755"], source: "tmpfs" },
-  {
-    type: "format/mkdir/overlay",
-    diskSerial: "",
-    source: "overlay",
-    options: [
-      "X-containerd.mkdir.path={{ mount 1 }}/upper:0755",
-      "X-containerd.mkdir.path={{ mount 1 }}/work:0755",
-      "lowerdir={{ mount 0 }}",
-      "upperdir={{ mount 1 }}/upper",
-      "workdir={{ mount 1 }}/work",
-    ],
-  },
-];
 
 function spec(id: string, script: string): Uint8Array {
   return Buffer.from(
@@ -121,31 +76,9 @@ describe.skipIf(reason)("container output over vsock (guest Task service, no shi
   let nextPort = 6000;
 
   beforeAll(async () => {
-    const deps = loadHostDeps();
     dir = mkdtempSync(join(tmpdir(), "bvs-"));
-    const image = await busyboxImage(dir);
-    const paths = beetrootPaths({
-      ...process.env,
-      BEETROOT_RUN_DIR: join(dir, "r"),
-      BEETROOT_LIB_DIR: join(dir, "lib"),
-    });
-    const vmm = new QemuVmm({
-      qemu: deps.qemu,
-      vhostDeviceVsock: deps.vhostDeviceVsock,
-      paths,
-      log: createLogger({ fd: null }),
-    });
-    vm = await vmm.launch({
-      id: `vsock-stdio-${process.pid}`,
-      kernel: kernelArtifact().vmlinux,
-      rootImage: guestImageArtifact().image,
-      disks: [{ id: "br-0", path: image, readonly: true }],
-      cpus: 1,
-      memoryMiB: 512,
-      accel: "tcg",
-      tscKhz: (await hostTscKhz().catch(() => undefined))?.khz,
-      bootTimeoutMs: 60_000,
-    });
+    const image = await busyboxErofs(dir, { applets: APPLETS, dirs: ["proc", "dev", "tmp"] });
+    vm = await launchTaskVm({ dir, id: `vsock-stdio-${process.pid}`, image, cpus: 1 });
   }, 120_000);
 
   afterAll(async () => {
@@ -164,7 +97,7 @@ describe.skipIf(reason)("container output over vsock (guest Task service, no shi
     await task().create({
       id,
       specJson: spec(id, script),
-      rootfs,
+      rootfs: CONTAINER_ROOTFS,
       stdio: { stdinPort: 0, stdoutPort: outPort, stderrPort: errPort, terminal: false },
     });
     await task().start({ id });
