@@ -25,7 +25,7 @@ import {
   startContainerd,
 } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
-import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
+import { missingShimPrerequisites, removeContainer, taskStatus, waitFor } from "./fixtures/shim-e2e.ts";
 import {
   leakSnapshot,
   missingNetworkCapability,
@@ -65,33 +65,6 @@ async function networkLeaks(s: Suite, ids: readonly string[]) {
 
 const why = missingShimPrerequisites() ?? missingNetworkCapability() ?? missingVmAssets();
 if (why) console.warn(`shim network end-to-end tests skipped: ${why}`);
-
-async function waitFor(
-  what: string,
-  cond: () => Promise<boolean> | boolean,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function taskStatus(c: PrivateContainerd, id: string): Promise<string | undefined> {
-  const r = await c.ctr(["task", "ls"], { reject: false });
-  const line = String(r.stdout)
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id);
-  return line?.trim().split(/\s+/)[2];
-}
-
-async function removeContainer(c: PrivateContainerd, id: string): Promise<void> {
-  await c.ctr(["task", "kill", "-s", "SIGKILL", id], { reject: false });
-  await waitFor(`${id} to stop`, async () => (await taskStatus(c, id)) !== "RUNNING", 60_000).catch(() => {});
-  await c.ctr(["task", "delete", id], { reject: false, timeoutMs: 60_000 });
-  await c.ctr(["containers", "delete", id], { reject: false });
-}
 
 /** The IPv4 address (CIDR) of eth0 in the container, from busybox `ip`. */
 async function containerAddress(c: PrivateContainerd, id: string): Promise<string> {
@@ -266,7 +239,7 @@ for (const version of versions) {
         expect(existsSync(podNetns(c, id))).toBe(true);
         expect(listOwners(s.paths)).toEqual([vmLedgerOwner(vm)]);
       } finally {
-        await removeContainer(c, id);
+        await removeContainer(c, id, { stopWaitMs: 60_000, deleteTimeoutMs: 60_000 });
       }
       await expectClean(s, [id]);
     });
@@ -293,7 +266,7 @@ for (const version of versions) {
             // No namespace of beetroot's own: the VM sits on the one it was given.
             expect(existsSync(podNetns(c, id))).toBe(false);
           } finally {
-            await removeContainer(c, id);
+            await removeContainer(c, id, { stopWaitMs: 60_000, deleteTimeoutMs: 60_000 });
           }
           // The VM's own resources are gone; CRI's attachment (its lease, veth, rules) stays until CRI's DEL.
           await waitFor("the VM to be released", () => containerLeftovers(s, [id]).owners.length === 0);
@@ -361,7 +334,9 @@ for (const version of versions) {
               `all serving in ${((performance.now() - t0) / 1000).toFixed(1)} s (${addresses.join(" ")})`,
           );
         } finally {
-          await Promise.all(ids.map((id) => removeContainer(c, id)));
+          await Promise.all(
+            ids.map((id) => removeContainer(c, id, { stopWaitMs: 60_000, deleteTimeoutMs: 60_000 })),
+          );
         }
         await expectClean(s, ids);
       },
@@ -415,7 +390,7 @@ for (const version of versions) {
         expect(shimPidsOf(c.address).length).toBeGreaterThan(0);
         expect(await networkLeaks(s, [id])).toEqual(CLEAN);
       } finally {
-        await removeContainer(c, id);
+        await removeContainer(c, id, { stopWaitMs: 60_000, deleteTimeoutMs: 60_000 });
       }
       await expectClean(s, [id]);
     });
@@ -508,7 +483,7 @@ for (const version of versions) {
           await c.ctr(["containers", "delete", "full2"], { reject: false });
           expect(containerLeftovers(s, ["full2"]).netns).toEqual([]);
         } finally {
-          await removeContainer(c, "full1");
+          await removeContainer(c, "full1", { stopWaitMs: 60_000, deleteTimeoutMs: 60_000 });
         }
         await expectClean(s, ["full1", "full2"]);
         expect(readdirSync(ipamDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);

@@ -6,7 +6,7 @@ import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
 import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage, busyboxLayer, ociArchive } from "./fixtures/oci-image.ts";
-import { missingShimPrerequisites, processesMatching } from "./fixtures/shim-e2e.ts";
+import { missingShimPrerequisites, processesMatching, taskStatus, waitFor } from "./fixtures/shim-e2e.ts";
 
 /**
  * A container joining a running pod VM with image layers the VM did not boot with (the CRI flow:
@@ -29,22 +29,6 @@ function mountsUnder(dir: string): string[] {
     .split("\n")
     .map((l) => l.split(" ")[4] ?? "")
     .filter((mp) => mp.startsWith(`${dir}/`));
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function taskStatus(c: PrivateContainerd, id: string): Promise<string | undefined> {
-  const r = await c.ctr(["task", "ls"], { reject: false });
-  const line = String(r.stdout)
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id);
-  return line?.trim().split(/\s+/)[2];
 }
 
 const cases: { version: ContainerdVersion; snapshotter: "overlayfs" | "erofs" }[] = [

@@ -7,7 +7,13 @@ import { beetrootPaths } from "../internal/config/paths.ts";
 import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
 import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
-import { missingShimPrerequisites, processesMatching } from "./fixtures/shim-e2e.ts";
+import {
+  missingShimPrerequisites,
+  processesMatching,
+  removeContainer,
+  taskStatus,
+  waitFor,
+} from "./fixtures/shim-e2e.ts";
 
 /**
  * End to end: a private containerd (2.1 and 1.7) running busybox containers through
@@ -33,33 +39,6 @@ async function inPty(c: PrivateContainerd, args: string[], rows: number, cols: n
     reject: false,
     timeout: 180_000,
   });
-}
-
-async function waitFor(
-  what: string,
-  cond: () => Promise<boolean> | boolean,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function taskStatus(c: PrivateContainerd, id: string): Promise<string | undefined> {
-  const r = await c.ctr(["task", "ls"], { reject: false });
-  const line = String(r.stdout)
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id);
-  return line?.trim().split(/\s+/)[2];
-}
-
-async function cleanupContainer(c: PrivateContainerd, id: string): Promise<void> {
-  await c.ctr(["task", "kill", "-s", "SIGKILL", id], { reject: false });
-  await waitFor(`${id} to stop`, async () => (await taskStatus(c, id)) !== "RUNNING", 30_000).catch(() => {});
-  await c.ctr(["task", "delete", id], { reject: false });
-  await c.ctr(["containers", "delete", id], { reject: false });
 }
 
 for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
@@ -128,7 +107,7 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
         );
         expect(t.stdout).toMatch(/20 70/);
       } finally {
-        await cleanupContainer(c, id);
+        await removeContainer(c, id, { stopWaitMs: 30_000 });
       }
     });
 
@@ -172,7 +151,7 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
         await c.ctr(["task", "kill", id]); // SIGTERM: the trap exits 42
         await waitFor("svc1 stopped", async () => (await taskStatus(c, id)) === "STOPPED");
       } finally {
-        await cleanupContainer(c, id);
+        await removeContainer(c, id, { stopWaitMs: 30_000 });
       }
       // SIGKILL of an attached run: ctr reports 137.
       const run: ChildProcess = spawn(
