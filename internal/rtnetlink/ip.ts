@@ -1,5 +1,3 @@
-import { isIPv4, isIPv6 } from "node:net";
-
 /**
  * IP addresses as the kernel carries them (4 or 16 network-order bytes) and as people write
  * them. Parsing is strict: these strings come from CNI plugins and pod namespaces.
@@ -19,9 +17,48 @@ export class AddressError extends Error {
   }
 }
 
+const IPV4_OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]\\d|\\d)";
+const IPV4_TEXT = new RegExp(`^${IPV4_OCTET}(?:\\.${IPV4_OCTET}){3}$`);
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+const ZONE = /^[0-9a-zA-Z\-.:]+$/;
+
+/** Dotted quad without leading zeros (as node:net's isIPv4, which vminitd must not load under Bun). */
+export function isIPv4Text(text: string): boolean {
+  return IPV4_TEXT.test(text);
+}
+
+/** RFC 4291 text form: hex groups, at most one "::", an optional dotted-quad tail and %zone. */
+export function isIPv6Text(text: string): boolean {
+  let body = text;
+  const percent = body.indexOf("%");
+  if (percent >= 0) {
+    if (!ZONE.test(body.slice(percent + 1))) return false;
+    body = body.slice(0, percent);
+  }
+  const halves = body.split("::");
+  if (halves.length > 2) return false;
+  let groups = 0;
+  for (const [h, half] of halves.entries()) {
+    if (half === "") continue;
+    const parts = half.split(":");
+    for (const [i, part] of parts.entries()) {
+      const lastOfAll = h === halves.length - 1 && i === parts.length - 1;
+      if (lastOfAll && part.includes(".")) {
+        if (!isIPv4Text(part)) return false;
+        groups += 2;
+      } else if (HEX_GROUP.test(part)) {
+        groups += 1;
+      } else {
+        return false;
+      }
+    }
+  }
+  return halves.length === 2 ? groups <= 7 : groups === 8;
+}
+
 export function familyOf(address: string): Family {
-  if (isIPv4(address)) return 4;
-  if (isIPv6(address)) return 6;
+  if (isIPv4Text(address)) return 4;
+  if (isIPv6Text(address)) return 6;
   throw new AddressError(`${JSON.stringify(address)} is not an IPv4 or IPv6 address`);
 }
 
