@@ -8,6 +8,7 @@ import { createLogger } from "../log/logger.ts";
 import { Code } from "../ttrpc/codes.ts";
 import { TtrpcError } from "../ttrpc/errors.ts";
 import { Server } from "../ttrpc/server.ts";
+import { listenUnix } from "../ttrpc/unix-listener.ts";
 import { buildEnvelope, EventPublisher } from "./events.ts";
 import { TtrpcEventForwarder } from "./forwarder.ts";
 
@@ -22,7 +23,7 @@ async function fakeContainerd(path: string, seen: Envelope[]): Promise<Server> {
       return {};
     },
   });
-  await server.listen(path);
+  await listenUnix(server, path);
   return server;
 }
 

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { createLogger, type Logger } from "../log/logger.ts";
 import type { MountTranslator } from "../storage/types.ts";
 import { Server } from "../ttrpc/server.ts";
+import { listenUnix } from "../ttrpc/unix-listener.ts";
 import { errorMessage } from "./errors.ts";
 import { EventPublisher } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
@@ -101,7 +102,7 @@ export async function runServer(opts: {
     server = new Server({ logger: log });
     registerTaskApi(server, svc);
     ensureSocketDir(dirname(flags.socket));
-    await server.listen(flags.socket, { mode: 0o600 });
+    await listenUnix(server, flags.socket, { mode: 0o600 });
 
     process.on("SIGTERM", () => void shutdown("SIGTERM"));
     process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -1,4 +1,4 @@
-import type { Duplex } from "node:stream";
+import type { ByteStream } from "./byte-stream.ts";
 import { Code } from "./codes.ts";
 import { TtrpcError } from "./errors.ts";
 import {
@@ -45,7 +45,7 @@ export class Channel {
   private dispatching = false;
 
   constructor(
-    private readonly stream: Duplex,
+    private readonly stream: ByteStream,
     private readonly handler: ChannelHandler,
     private readonly logger: TtrpcLogger,
     readonly maxPayload: number = MAX_PAYLOAD,

@@ -8,6 +8,7 @@ import { Server } from "./server.ts";
 import { CallSchema } from "./testdata/gen/ttrpctest/v1/interop_pb.ts";
 import { type Pair, startPair, tempSocketPath } from "./testdata/harness.ts";
 import { Interop, patternBytes } from "./testdata/interop-service.ts";
+import { listenUnix } from "./unix-listener.ts";
 
 let pair: Pair | undefined;
 afterEach(async () => {
@@ -238,9 +239,9 @@ describe("connection life", () => {
   it("listen replaces a stale socket file but not a live one", async () => {
     const { path, cleanup } = tempSocketPath();
     const a = new Server();
-    await a.listen(path);
+    await listenUnix(a, path);
     const b = new Server();
-    await expect(b.listen(path)).rejects.toThrow(/EADDRINUSE/);
+    await expect(listenUnix(b, path)).rejects.toThrow(/EADDRINUSE/);
     await a.close();
     // A process killed while listening leaves its socket file behind.
     const { spawnSync } = await import("node:child_process");
@@ -250,7 +251,7 @@ describe("connection life", () => {
     ]);
     const { statSync } = await import("node:fs");
     expect(statSync(path).isSocket()).toBe(true);
-    await b.listen(path, { mode: 0o600 });
+    await listenUnix(b, path, { mode: 0o600 });
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const c = await Client.connect(path);
     await c.close();

@@ -1,5 +1,4 @@
 import { createConnection } from "node:net";
-import type { Duplex } from "node:stream";
 import {
   create,
   type DescMethod,
@@ -8,6 +7,7 @@ import {
   type Message,
   toBinary,
 } from "@bufbuild/protobuf";
+import type { ByteStream } from "./byte-stream.ts";
 import { Channel } from "./channel.ts";
 import { Code } from "./codes.ts";
 import { decodeResponse, encodeRequest, type ResponseEnvelope } from "./envelope.ts";
@@ -60,7 +60,7 @@ export class Client {
   private closeReason: TtrpcError | undefined;
   private resolveClosed!: (err: Error | undefined) => void;
 
-  constructor(stream: Duplex, opts: ClientOptions = {}) {
+  constructor(stream: ByteStream, opts: ClientOptions = {}) {
     this.logger = opts.logger ?? nullLogger;
     this.maxMessageBytes = Math.min(opts.maxMessageBytes ?? MAX_PAYLOAD, MAX_PAYLOAD);
     this.streamHighWater = opts.streamHighWater ?? 64;

@@ -1,6 +1,3 @@
-import { chmod, lstat, unlink } from "node:fs/promises";
-import { createConnection, createServer, type Server as NetServer, type Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import {
   create,
   type DescMethod,
@@ -9,6 +6,7 @@ import {
   type Message,
   toBinary,
 } from "@bufbuild/protobuf";
+import type { ByteStream } from "./byte-stream.ts";
 import { Channel } from "./channel.ts";
 import { Code, codeName } from "./codes.ts";
 import { decodeRequest, encodeResponse, type RequestEnvelope } from "./envelope.ts";
@@ -27,6 +25,11 @@ export interface ServerOptions {
   maxConcurrentStreams?: number;
   /** Client-streamed messages queued per call before the connection stops being read. */
   streamHighWater?: number;
+}
+
+/** Something accepting connections for the server: closed when the server closes. */
+export interface Listener {
+  close(done: () => void): void;
 }
 
 type AnyHandler = (...args: never[]) => unknown;
@@ -54,7 +57,7 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
 export class Server {
   private readonly services = new Map<string, Map<string, RegisteredMethod>>();
   private readonly connections = new Set<ServerConnection>();
-  private readonly listeners = new Set<NetServer>();
+  private readonly listeners = new Set<Listener>();
   private readonly config: ConnectionConfig;
   private closing = false;
 
@@ -67,6 +70,10 @@ export class Server {
       streamHighWater: opts.streamHighWater ?? 64,
       lookup: (service, method) => this.lookup(service, method),
     };
+  }
+
+  get logger(): TtrpcLogger {
+    return this.config.logger;
   }
 
   /** Registers the implemented methods of `service`; calls to the others answer Unimplemented. */
@@ -94,7 +101,7 @@ export class Server {
   }
 
   /** Serves one already-connected byte stream (a socket, a vsock, a test pair). */
-  serveConnection(stream: Duplex): ServerConnection {
+  serveConnection(stream: ByteStream): ServerConnection {
     const conn = new ServerConnection(stream, this.config);
     if (this.closing) {
       conn.destroy();
@@ -106,24 +113,12 @@ export class Server {
   }
 
   /**
-   * Listens on a unix socket path. A stale socket file left by a dead process is replaced; one
-   * that still accepts connections is an error (EADDRINUSE).
+   * Closes `listener` with the server (see unix-listener.ts). A server that is already closing
+   * refuses it.
    */
-  async listen(path: string, opts: { mode?: number } = {}): Promise<void> {
+  trackListener(listener: Listener): void {
     if (this.closing) throw new Error("ttrpc: server is closed");
-    const srv = createServer((socket: Socket) => {
-      this.serveConnection(socket);
-    });
-    srv.on("error", (err) => this.config.logger.error("ttrpc: listener error", { path, error: err.message }));
-    try {
-      await listenOn(srv, path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || !(await isStaleSocket(path))) throw err;
-      await unlink(path);
-      await listenOn(srv, path);
-    }
-    if (opts.mode !== undefined) await chmod(path, opts.mode);
-    this.listeners.add(srv);
+    this.listeners.add(listener);
   }
 
   /**
@@ -167,33 +162,6 @@ export class Server {
   }
 }
 
-function listenOn(srv: NetServer, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    srv.once("error", onError);
-    srv.listen(path, () => {
-      srv.off("error", onError);
-      resolve();
-    });
-  });
-}
-
-async function isStaleSocket(path: string): Promise<boolean> {
-  try {
-    if (!(await lstat(path)).isSocket()) return false;
-  } catch {
-    return false;
-  }
-  return new Promise((resolve) => {
-    const probe = createConnection({ path });
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(false);
-    });
-    probe.once("error", (err: NodeJS.ErrnoException) => resolve(err.code === "ECONNREFUSED"));
-  });
-}
-
 /** One client connection: its streams, id rules, and shutdown. */
 export class ServerConnection {
   /** Resolves when the underlying stream is gone. */
@@ -206,7 +174,7 @@ export class ServerConnection {
   private readonly logger: TtrpcLogger;
 
   constructor(
-    stream: Duplex,
+    stream: ByteStream,
     private readonly config: ConnectionConfig,
   ) {
     this.logger = config.logger;

@@ -7,6 +7,7 @@ import { Client } from "../../internal/ttrpc/client.ts";
 import { TtrpcError } from "../../internal/ttrpc/errors.ts";
 import { Server } from "../../internal/ttrpc/server.ts";
 import { Interop, interopImpl } from "../../internal/ttrpc/testdata/interop-service.ts";
+import { listenUnix } from "../../internal/ttrpc/unix-listener.ts";
 
 async function* gen<T>(xs: T[]): AsyncGenerator<T> {
   for (const x of xs) yield x;
@@ -57,7 +58,7 @@ async function client(path: string): Promise<void> {
 
 async function serve(path: string): Promise<void> {
   const server = new Server().register(Interop, interopImpl);
-  await server.listen(path);
+  await listenUnix(server, path);
   console.log("READY");
   await new Promise<void>((resolve) => process.once("SIGTERM", () => resolve()));
   await server.close({ graceful: false });

@@ -19,6 +19,7 @@ import { tempSocketPath } from "../../internal/ttrpc/testdata/harness.ts";
 import { Interop } from "../../internal/ttrpc/testdata/interop-service.ts";
 import { prng } from "../../internal/ttrpc/testdata/prng.ts";
 import { RawPeer } from "../../internal/ttrpc/testdata/raw-peer.ts";
+import { listenUnix } from "../../internal/ttrpc/unix-listener.ts";
 
 const SEED = Number(process.env.TTRPC_FUZZ_SEED ?? 0x7e57_beef);
 const FRAMES = Number(process.env.TTRPC_FUZZ_FRAMES ?? 100_000);
@@ -228,7 +229,7 @@ describe(`ttrpc server fuzz (seed ${SEED}, ${FRAMES} frames)`, () => {
   beforeAll(async () => {
     process.on("uncaughtException", onCrash);
     process.on("unhandledRejection", onCrash);
-    await server.listen(path);
+    await listenUnix(server, path);
   });
   afterAll(async () => {
     process.off("uncaughtException", onCrash);

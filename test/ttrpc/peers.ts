@@ -19,6 +19,7 @@ import {
   ReplySchema,
 } from "../../internal/ttrpc/testdata/gen/ttrpctest/v1/interop_pb.ts";
 import { Interop, interopImpl } from "../../internal/ttrpc/testdata/interop-service.ts";
+import { listenUnix } from "../../internal/ttrpc/unix-listener.ts";
 
 export type Kind = "unary" | "server_stream" | "client_stream" | "bidi";
 export type CallInit = MessageInitShape<typeof CallSchema>;
@@ -62,7 +63,7 @@ export async function startTsServer(): Promise<PeerServer> {
   const { dir, cleanup } = tempDir();
   const path = join(dir, "ts.sock");
   const server = new Server().register(Interop, interopImpl);
-  await server.listen(path);
+  await listenUnix(server, path);
   return {
     name: "ts",
     path,

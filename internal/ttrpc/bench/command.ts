@@ -16,6 +16,7 @@ import { createInterface } from "node:readline";
 import { Client } from "../client.ts";
 import { Server } from "../server.ts";
 import { Interop, interopImpl } from "../testdata/interop-service.ts";
+import { listenUnix } from "../unix-listener.ts";
 import { prepareGoPeer } from "./go-peer.ts";
 
 export interface PairResult {
@@ -59,7 +60,7 @@ function parseArgs(args: string[]): Options | string {
 
 async function serveForever(path: string): Promise<number> {
   const server = new Server().register(Interop, interopImpl);
-  await server.listen(path);
+  await listenUnix(server, path);
   process.stdout.write("READY\n");
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, type ClientOptions } from "../client.ts";
 import { Server, type ServerOptions } from "../server.ts";
+import { listenUnix } from "../unix-listener.ts";
 import { Interop, interopImpl } from "./interop-service.ts";
 
 export interface Pair {
@@ -25,7 +26,7 @@ export async function startPair(
   const server = new Server(opts.server);
   if (opts.register) opts.register(server);
   else server.register(Interop, interopImpl);
-  await server.listen(path);
+  await listenUnix(server, path);
   const client = await Client.connect(path, opts.client);
   return {
     server,
