@@ -5,7 +5,7 @@
  *
  * States: dialing → connected → (lost → dialing)* → closed | gave-up.
  */
-import type { Duplex } from "node:stream";
+import type { ByteStream } from "../../internal/ttrpc/byte-stream.ts";
 import { type Clock, DialTimeoutError, dialWithRetry } from "./dial.ts";
 import { errorMessage, type Logger } from "./log.ts";
 
@@ -18,8 +18,8 @@ export interface ServedConnection {
 
 export interface HostLinkDeps {
   /** One connection attempt (throws when the host is not there). */
-  dial(): Duplex | Promise<Duplex>;
-  serve(stream: Duplex): ServedConnection;
+  dial(): ByteStream | Promise<ByteStream>;
+  serve(stream: ByteStream): ServedConnection;
   /** Called once when the host stayed unreachable for the whole window; the VM should power off. */
   onGiveUp(reason: string): void;
   /** Called on every established connection, with its sequence number (1 = first). */
@@ -38,7 +38,7 @@ export interface HostLinkOptions {
 export class HostLink {
   private stateValue: LinkState = "idle";
   private connections = 0;
-  private current: Duplex | undefined;
+  private current: ByteStream | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -90,7 +90,7 @@ export class HostLink {
     let window = this.opts.dialTimeoutMs;
     while (this.stateValue !== "closed") {
       this.stateValue = "dialing";
-      let stream: Duplex;
+      let stream: ByteStream;
       try {
         stream = await dialWithRetry(
           () => this.deps.dial(),

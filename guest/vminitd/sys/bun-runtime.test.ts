@@ -26,6 +26,28 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
   const env = { ...process.env, BEETROOT_VMINITD_SYS: buildVminitdSysForHost(dir), BUN_JSC_useJIT: "0" };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  it("runs programs with Bun.spawn: capture, exit codes, signals, deadline, bound, missing program", async () => {
+    const { stdout } = await promisify(execFile)(bun, [join(fixtures, "runner-under-bun.ts")], {
+      timeout: 20_000,
+      env,
+    });
+    const r = JSON.parse(stdout.trim().split("\n").pop() ?? "{}");
+    expect(r.captured).toMatchObject({ exitCode: 7, signal: null, timedOut: false, truncated: false });
+    expect(r.captured.output).toContain("out\n");
+    expect(r.captured.output).toContain("err\n");
+    expect(r.ownership.owned).toHaveLength(1);
+    expect(r.ownership.released).toEqual(r.ownership.owned);
+    expect(r.signalled).toMatchObject({ exitCode: 143, signal: "SIGTERM" });
+    expect(r.deadline).toMatchObject({ timedOut: true, exitCode: 137, signal: "SIGKILL" });
+    expect(r.bounded.output).toHaveLength(100);
+    expect(r.bounded.truncated).toBe(true);
+    expect(r.heldOpen.output).toBe("early\nlate\n");
+    expect(r.missing).toEqual({
+      isStartError: true,
+      message: expect.stringMatching(/cannot run \/nonexistent\/prog: .*ENOENT/),
+    });
+  });
+
   it("reaps orphans without stealing the statuses Bun waits for", async () => {
     const { stdout } = await promisify(execFile)(bun, [join(fixtures, "reaper-under-bun.ts")], {
       timeout: 20_000,
@@ -39,7 +61,7 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
     expect(r.reaped).toBe(1);
   });
 
-  it("dials with connect() through the addon, adopts the fd into net, and serves TTRPC on it", async () => {
+  it("dials with connect() through the addon, adopts the fd with Bun.connect, and serves TTRPC on it", async () => {
     const path = join(dir, "host.sock");
     const accepted = new Promise<Socket>((resolveSocket) => {
       const srv = createServer((s) => {
@@ -58,6 +80,47 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
     expect(st).toMatchObject({ ok: true, exitCode: 0, output: "round trip\n" });
     await client.close();
     expect(await exited).toBe(0);
+  });
+
+  it("writes through Bun's native socket under backpressure, in order, then ends both ways", async () => {
+    const path = join(dir, "bytes.sock");
+    const total = 8 * 1024 * 1024 + 123;
+    const accepted = new Promise<Socket>((resolveSocket) => {
+      // Half-open: the guest's FIN must not end this side before it answered.
+      const srv = createServer({ allowHalfOpen: true }, (s) => {
+        srv.close();
+        resolveSocket(s);
+      });
+      srv.listen(path);
+    });
+    const child = execFile(bun, [join(fixtures, "byte-stream-under-bun.ts"), path, String(total)], {
+      timeout: 60_000,
+      env,
+    });
+    let out = "";
+    child.stdout?.on("data", (d) => {
+      out += d;
+    });
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    const sock = await accepted;
+    // Not reading for a while makes the guest side's writes back up.
+    sock.pause();
+    await new Promise((r) => setTimeout(r, 300));
+    let got = 0;
+    let mismatch = -1;
+    const done = new Promise<void>((r) => sock.on("end", () => r()));
+    sock.on("data", (d: Buffer) => {
+      for (let i = 0; i < d.length; i++) if (mismatch < 0 && d[i] !== ((got + i) & 0xff)) mismatch = got + i;
+      got += d.length;
+    });
+    sock.resume();
+    await done;
+    sock.end(Buffer.alloc(100_000, 7));
+    await exited;
+    expect({ got, mismatch }).toEqual({ got: total, mismatch: -1 });
+    const r = JSON.parse(out.trim());
+    expect(r).toMatchObject({ sent: total, ended: true, received: 100_000, destroyed: true });
+    expect(r.drains).toBeGreaterThan(0);
   });
 
   /** Runs `script` under process-io-under-bun.ts with unix-socket "host" streams 1-3 (stdin, stdout, stderr). */

@@ -12,6 +12,7 @@ import { errnoName } from "./errno.ts";
 const NR = {
   close: 3,
   ioctl: 16,
+  fcntl: 72,
   socket: 41,
   connect: 42,
   bind: 49,
@@ -146,6 +147,13 @@ export function connect(fd: number, address: Uint8Array, describe: string): void
 
 export function close(fd: number): void {
   sys(NR.close, fd);
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A close-on-exec duplicate of `fd` (the same open file), closed independently of it. */
+export function dupCloexec(fd: number): number {
+  return check("fcntl", "F_DUPFD_CLOEXEC", sys(NR.fcntl, fd, F_DUPFD_CLOEXEC, 0));
 }
 
 const PR_SET_CHILD_SUBREAPER = 36;

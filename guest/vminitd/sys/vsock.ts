@@ -1,12 +1,10 @@
 /**
  * Stream sockets vminitd opens itself (AF_VSOCK has no Bun or Node API): raw connected fds (for
- * the native output pump, which Bun must never touch), or handed to Bun's net layer. Measured with
- * Bun 1.4.5: `net.connect({ fd })` adopts a connected stream socket and yields a working net.Socket
- * (a Duplex); `new net.Socket({ fd })` does not (it closes at once).
+ * the native pumps, which Bun must never touch), or adopted by Bun's native sockets for TTRPC.
  * Bun-only (the socket calls are vminitd's addon, guest/native).
  */
-import { connect as netConnect, type Socket } from "node:net";
 import { AF_UNIX, AF_VSOCK, sockaddrUnix, sockaddrVm } from "../sockaddr.ts";
+import { BunSocketStream } from "./bun-socket.ts";
 import { close, connect, SOCK_CLOEXEC, SOCK_STREAM, socket } from "./libc.ts";
 
 /** A connected stream socket fd; the socket is closed again when connect fails. */
@@ -19,10 +17,6 @@ function connectedFd(domain: number, address: Uint8Array, describe: string): num
     throw err;
   }
   return fd;
-}
-
-export function adoptSocket(fd: number): Socket {
-  return netConnect({ fd } as unknown as Parameters<typeof netConnect>[0]);
 }
 
 /**
@@ -38,12 +32,12 @@ export function connectUnix(path: string): number {
   return connectedFd(AF_UNIX, sockaddrUnix(path), path);
 }
 
-/** connectVsock adopted into net. */
-export function dialVsock(cid: number, port: number): Socket {
-  return adoptSocket(connectVsock(cid, port));
+/** connectVsock adopted by Bun. */
+export function dialVsock(cid: number, port: number): Promise<BunSocketStream> {
+  return BunSocketStream.adopt(connectVsock(cid, port));
 }
 
-/** connectUnix adopted into net. */
-export function dialUnix(path: string): Socket {
-  return adoptSocket(connectUnix(path));
+/** connectUnix adopted by Bun. */
+export function dialUnix(path: string): Promise<BunSocketStream> {
+  return BunSocketStream.adopt(connectUnix(path));
 }

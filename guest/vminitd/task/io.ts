@@ -10,16 +10,14 @@
  *
  * Output (pipe or pty master → host) is copied by the native pump (guest/native: splice(2) on a
  * thread of its own per stream; a Bun copy loop held the guest's only vCPU at ~25 MB/s), so the
- * stdout/stderr sockets stay bare fds Bun never reads or writes. Stdin (host → process) is a
- * net.Socket piped into the pipe or pty master. Bun-only: pipes and sockets come from libc.
+ * stdout/stderr sockets stay bare fds Bun never reads or writes. Stdin (host → process) is pumped the
+ * same way, from its socket into the pipe or pty master. Bun-only: pipes and sockets come from libc.
  */
-import { closeSync, createWriteStream, openSync, type WriteStream } from "node:fs";
-import type { Duplex } from "node:stream";
+import { closeSync, openSync } from "node:fs";
 import { type PumpResult, pump } from "../../native/vminitd-sys.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import { errnoName } from "../sys/errno.ts";
-import { pipe, setWindowSize } from "../sys/libc.ts";
-import { adoptSocket } from "../sys/vsock.ts";
+import { dupCloexec, pipe, setWindowSize } from "../sys/libc.ts";
 
 export interface StdioPorts {
   readonly stdinPort: number;
@@ -44,16 +42,16 @@ function closeQuietly(fd: number): void {
 }
 
 /**
- * One output stream: the native pump copies `source` into `sink` until EOF, then both are closed —
- * the socket's close is the host's EOF. vhost-device-vsock (0.3.0, measured) does not pass a
+ * One stream: the native pump copies `source` into `sink` until EOF, then closes both. For output,
+ * the socket's close is the host's EOF; for stdin, the pipe's close is the process's. vhost-device-vsock (0.3.0, measured) does not pass a
  * half-close (SHUT_WR) on to the host's unix socket, so there is none; the close is queued behind
  * every byte the pump handed to the kernel.
  */
-class OutputPump {
+class StreamPump {
   readonly done: Promise<void>;
   private cancelWrite: number | undefined;
 
-  constructor(source: number, sink: number, closeSource: boolean, log: Logger, what: string) {
+  constructor(source: number, sink: number, log: Logger, what: string) {
     const [cancelRead, cancelWrite] = pipe();
     this.cancelWrite = cancelWrite;
     const t0 = performance.now();
@@ -77,7 +75,7 @@ class OutputPump {
         this.cancel();
         closeQuietly(cancelRead);
         closeQuietly(sink);
-        if (closeSource) closeQuietly(source);
+        closeQuietly(source);
       });
   }
 
@@ -101,14 +99,15 @@ export class ProcessIo {
   readonly drained: Promise<void>;
   private resolveDrained!: () => void;
   private childEnds: number[] = [];
-  private pumps: OutputPump[] = [];
-  private stdinSink: WriteStream | undefined;
+  private pumps: StreamPump[] = [];
+  private stdinPump: StreamPump | undefined;
   private console: number | undefined;
   private closed = false;
 
   private constructor(
     private readonly ports: StdioPorts,
-    private readonly stdin: Duplex | undefined,
+    /** The stdin socket until a pump owns it. */
+    private stdin: number | undefined,
     /** Output sockets no pump owns yet (a terminal's, until the pty master arrives). */
     private readonly outputs: { stdout?: number; stderr?: number },
     private readonly log: Logger,
@@ -133,18 +132,24 @@ export class ProcessIo {
       for (const fd of Object.values(fds)) closeQuietly(fd);
       throw err;
     }
-    let stdin: Duplex | undefined;
-    if (fds.stdin !== undefined) {
-      stdin = adoptSocket(fds.stdin);
-      stdin.on("error", (err) => log.debug("stdin socket error", { error: errorMessage(err) }));
-    }
-    const io = new ProcessIo(ports, stdin, { stdout: fds.stdout, stderr: fds.stderr }, log);
+    const io = new ProcessIo(ports, fds.stdin, { stdout: fds.stdout, stderr: fds.stderr }, log);
     if (!ports.terminal) io.makePipes();
     return io;
   }
 
-  private startPump(source: number, sink: number, closeSource: boolean, what: string): void {
-    this.pumps.push(new OutputPump(source, sink, closeSource, this.log, what));
+  private startPump(source: number, sink: number, what: string): void {
+    this.pumps.push(new StreamPump(source, sink, this.log, what));
+  }
+
+  /** Stdin into `sink` (the pump owns and closes both). */
+  private feedStdin(sink: number): void {
+    if (this.stdin === undefined) {
+      closeQuietly(sink);
+      return;
+    }
+    const source = this.stdin;
+    this.stdin = undefined;
+    this.stdinPump = new StreamPump(source, sink, this.log, "stdin");
   }
 
   private settleDrainedWithPumps(): void {
@@ -152,11 +157,11 @@ export class ProcessIo {
   }
 
   private makePipes(): void {
-    if (this.stdin) {
+    if (this.stdin !== undefined) {
       const [r, w] = pipe();
       this.childStdio[0] = r;
       this.childEnds.push(r);
-      this.feedStdin(this.stdin, w);
+      this.feedStdin(w);
     }
     for (const [i, name] of [
       [1, "stdout"],
@@ -168,16 +173,9 @@ export class ProcessIo {
       const [r, w] = pipe();
       this.childStdio[i] = w;
       this.childEnds.push(w);
-      this.startPump(r, sock, true, name);
+      this.startPump(r, sock, name);
     }
     this.settleDrainedWithPumps();
-  }
-
-  private feedStdin(sock: Duplex, fd: number): void {
-    const sink = createWriteStream("", { fd, autoClose: true });
-    sink.on("error", (err) => this.log.debug("stdin pipe error", { error: errorMessage(err) }));
-    this.stdinSink = sink;
-    sock.pipe(sink);
   }
 
   /** After the child (crun) started: our copies of its ends must go, or EOF never comes. */
@@ -199,14 +197,11 @@ export class ProcessIo {
     this.console = master;
     const sock = this.outputs.stdout ?? discardSink();
     delete this.outputs.stdout;
-    this.startPump(master, sock, true, "console");
+    this.startPump(master, sock, "console");
     this.settleDrainedWithPumps();
-    if (this.stdin) {
-      const sink = createWriteStream("", { fd: master, autoClose: false });
-      sink.on("error", (err) => this.log.debug("console write error", { error: errorMessage(err) }));
-      this.stdinSink = sink;
-      this.stdin.pipe(sink);
-    }
+    // Its own descriptor: the console pump closes the master when the terminal hangs up, and the
+    // number must not be reused under a stdin pump still writing to it.
+    if (this.stdin !== undefined) this.feedStdin(dupCloexec(master));
   }
 
   resize(width: number, height: number): void {
@@ -214,14 +209,16 @@ export class ProcessIo {
     setWindowSize(this.console, height, width);
   }
 
-  /** CloseIO(stdin): what the host already sent is written, then the process reads EOF. */
+  /**
+   * CloseIO(stdin): the process reads EOF now (a terminal's master stays open). The host normally
+   * ends stdin by closing the stream, which lets the pump copy everything first; this cuts it short.
+   */
   closeStdin(): void {
-    const sock = this.stdin;
-    if (sock) {
-      sock.unpipe();
-      sock.destroy();
+    if (this.stdin !== undefined) {
+      closeQuietly(this.stdin);
+      this.stdin = undefined;
     }
-    if (this.console === undefined) this.stdinSink?.end();
+    this.stdinPump?.cancel();
   }
 
   /** Tears everything down (delete, failed create, a process whose pipes outlive it). */
@@ -229,11 +226,11 @@ export class ProcessIo {
     if (this.closed) return;
     this.closed = true;
     this.afterSpawn();
+    this.closeStdin();
     for (const p of this.pumps) p.cancel();
     // The pumps close their sockets and read ends (the pty master included) as they settle.
-    await Promise.all(this.pumps.map((p) => p.done));
+    await Promise.all([...this.pumps, ...(this.stdinPump ? [this.stdinPump] : [])].map((p) => p.done));
     for (const fd of Object.values(this.outputs)) closeQuietly(fd);
-    this.stdin?.destroy();
     this.resolveDrained();
   }
 }
