@@ -181,6 +181,18 @@ describe.skipIf(!haveBun)("vminitd under Bun", () => {
     expect(JSON.parse((await exited).out.trim())).toEqual({ exitCode: 4 });
   });
 
+  // Unix sockets splice without blocking, so this passes here even with a blocking stdin socket;
+  // vsock (no splice_read: a plain blocking recv) hangs then, which test/shim.test.ts catches.
+  it("releases the stdio of an exited process while the host keeps stdin open", async () => {
+    const { stdin, stdout, exited } = await processIo("echo bye");
+    const out = bytesOf(stdout);
+    const done = await exited;
+    expect(JSON.parse(done.out.trim())).toEqual({ exitCode: 0 });
+    expect((await out).toString()).toBe("bye\n");
+    expect(done.log()).toMatch(/stdio stream drained.*stream=stdin.*cancelled=true/);
+    stdin?.destroy();
+  });
+
   it("pumps a large output byte-exact with splice, both streams at once, EOF after the last byte", async () => {
     const files = mkdtempSync(join(dir, "out-"));
     const { stdin, stdout, stderr, exited } = await processIo(

@@ -150,6 +150,15 @@ export function close(fd: number): void {
 }
 
 const F_DUPFD_CLOEXEC = 1030;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+
+/** Sets O_NONBLOCK on the open file `fd` refers to (shared with its duplicates). */
+export function setNonBlocking(fd: number): void {
+  const flags = check("fcntl", "F_GETFL", sys(NR.fcntl, fd, F_GETFL, 0));
+  if (!(flags & O_NONBLOCK)) check("fcntl", "F_SETFL", sys(NR.fcntl, fd, F_SETFL, flags | O_NONBLOCK));
+}
 
 /** A close-on-exec duplicate of `fd` (the same open file), closed independently of it. */
 export function dupCloexec(fd: number): number {

@@ -17,7 +17,7 @@ import { closeSync, openSync } from "node:fs";
 import { type PumpResult, pump } from "../../native/vminitd-sys.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import { errnoName } from "../sys/errno.ts";
-import { dupCloexec, pipe, setWindowSize } from "../sys/libc.ts";
+import { dupCloexec, pipe, setNonBlocking, setWindowSize } from "../sys/libc.ts";
 
 export interface StdioPorts {
   readonly stdinPort: number;
@@ -149,6 +149,10 @@ export class ProcessIo {
     }
     const source = this.stdin;
     this.stdin = undefined;
+    // A blocking socket would keep the pump inside splice(2) (a socket without splice_read is read
+    // with a plain blocking recv) where closing its cancel pipe cannot reach it: CloseIO and
+    // delete would wait for the host to close stdin first.
+    setNonBlocking(source);
     this.stdinPump = new StreamPump(source, sink, this.log, "stdin");
   }
 
