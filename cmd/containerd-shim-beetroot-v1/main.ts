@@ -3,17 +3,18 @@
  * Modes, as containerd invokes them: `start` (find or spawn the pod's shim, print its address),
  * `delete` (clean up after a dead shim), `-info`, `-v`, and — with no action — the long-lived server.
  * Bundled as CommonJS for a Node single-executable application: no top-level await here.
+ *
+ * Each mode imports its code when it runs (esbuild turns these `import()`s into lazily initialised
+ * modules of the one bundle): `start` sits between containerd and the server answering, and it
+ * evaluates only the little it needs (docs/shim.md "Memory and start-up").
  */
 import { readFileSync } from "node:fs";
-import { beetrootPaths } from "../../internal/config/paths.ts";
-import { createLogger } from "../../internal/log/logger.ts";
-import { runDelete } from "../../internal/shim/delete.ts";
+import { setFlagsFromString } from "node:v8";
 import { FlagError, parseShimFlags } from "../../internal/shim/flags.ts";
-import { createHostRuntime, deleteReleasers } from "../../internal/shim/host-runtime.ts";
-import { runtimeInfoBytes, SHIM_BINARY_NAME, versionText } from "../../internal/shim/runtime-info.ts";
-import { runServer } from "../../internal/shim/serve.ts";
-import { runStart } from "../../internal/shim/start.ts";
+import { restoreCallerNodeOptions, SERVER_RUNTIME_V8_FLAGS } from "../../internal/shim/server-flags.ts";
 
+/** The binary's name, for messages (runtime-info.ts has the same constant; importing it costs a proto). */
+const SHIM_BINARY_NAME = "containerd-shim-beetroot-v1";
 const STDIN_LIMIT = 10 << 20;
 
 function readStdin(): Uint8Array {
@@ -45,22 +46,31 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (flags.version) {
+    const { versionText } = await import("../../internal/shim/runtime-info.ts");
     await writeOut(versionText(process.argv[1] ?? SHIM_BINARY_NAME));
     return 0;
   }
   if (flags.info) {
     readStdin(); // runtime options, if any: nothing in them changes what we report
+    const { runtimeInfoBytes } = await import("../../internal/shim/runtime-info.ts");
     await writeOut(runtimeInfoBytes());
     return 0;
   }
 
   switch (flags.action) {
     case "start": {
+      const { runStart } = await import("../../internal/shim/start.ts");
       const result = await runStart({ flags, stdin: readStdin(), cwd: process.cwd(), env: process.env });
       await writeOut(result.output);
       return 0;
     }
     case "delete": {
+      const [{ beetrootPaths }, { createLogger }, { runDelete }, { deleteReleasers }] = await Promise.all([
+        import("../../internal/config/paths.ts"),
+        import("../../internal/log/logger.ts"),
+        import("../../internal/shim/delete.ts"),
+        import("../../internal/shim/host-runtime.ts"),
+      ]);
       // containerd logs what reaches stderr here as warnings of the dead shim's cleanup.
       const log = createLogger({ fd: 2, level: "warn", fields: { id: flags.id } });
       const outcome = await runDelete({
@@ -73,10 +83,20 @@ async function main(argv: string[]): Promise<number> {
       await writeOut(outcome.output);
       return 0;
     }
-    case "serve":
+    case "serve": {
+      // V8 flags NODE_OPTIONS may not carry (start passed the others there). Set before any of the
+      // server's code runs; what each one saves is in docs/shim.md.
+      for (const f of SERVER_RUNTIME_V8_FLAGS) setFlagsFromString(f);
+      // start's NODE_OPTIONS were for this process only: QEMU, CNI plugins and the rest inherit env.
+      restoreCallerNodeOptions(process.env);
+      const [{ runServer }, { createHostRuntime }] = await Promise.all([
+        import("../../internal/shim/serve.ts"),
+        import("../../internal/shim/host-runtime.ts"),
+      ]);
       await runServer({ flags, env: process.env, cwd: process.cwd(), host: createHostRuntime });
       // The server keeps the event loop alive; it exits through its own shutdown path.
       return process.exitCode === undefined ? 0 : Number(process.exitCode);
+    }
   }
 }
 

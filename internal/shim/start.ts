@@ -14,6 +14,7 @@ import {
 import { type ShimFlags, serveArgs } from "./flags.ts";
 import { groupIdOf, readBundleSpec } from "./oci.ts";
 import { configPathFromOptions } from "./runtime-options.ts";
+import { serverEnv } from "./server-flags.ts";
 import { DEFAULT_SOCKET_ROOT, shimSocketAddress, socketPath } from "./socket-address.ts";
 
 /** Env var through which `start` tells the server which fd to report readiness on. */
@@ -75,7 +76,7 @@ export async function spawnServer(opts: {
     cwd: opts.bundle,
     detached: true,
     stdio: ["ignore", "ignore", "ignore", "pipe"],
-    env: { ...opts.env, [READY_FD_ENV]: "3" },
+    env: { ...serverEnv(opts.env), [READY_FD_ENV]: "3" },
   });
   const pid = child.pid;
   if (pid === undefined) {
@@ -140,6 +141,9 @@ export async function runStart(opts: {
     id: group,
   });
   const path = socketPath(address);
+  // Only a legacy reply needs containerd's version; asking it (a Go start-up) runs while the server starts.
+  const major =
+    bootstrap.format === "legacy" ? containerdMajor(flags.publishBinary) : Promise.resolve(undefined);
 
   let reused = false;
   if (await canConnect(path)) {
@@ -156,8 +160,7 @@ export async function runStart(opts: {
   }
   writeBundleFile(bundle, "address", address);
 
-  const version =
-    bootstrap.format === "legacy" ? legacyReplyVersion(await containerdMajor(flags.publishBinary)) : 3;
+  const version = bootstrap.format === "legacy" ? legacyReplyVersion(await major) : 3;
   const output = encodeBootstrapReply(bootstrap.format, { version, address, protocol: "ttrpc" });
   return { output, address, reused, bootstrap };
 }
