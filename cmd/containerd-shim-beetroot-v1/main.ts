@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { FlagError, parseShimFlags } from "../../internal/shim/flags.ts";
-import { restoreCallerNodeOptions, SERVER_RUNTIME_V8_FLAGS } from "../../internal/shim/server-flags.ts";
+import { restoreCallerNodeOptions, serverRuntimeV8Flags } from "../../internal/shim/server-flags.ts";
 
 /** The binary's name, for messages (runtime-info.ts has the same constant; importing it costs a proto). */
 const SHIM_BINARY_NAME = "containerd-shim-beetroot-v1";
@@ -86,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
     case "serve": {
       // V8 flags NODE_OPTIONS may not carry (start passed the others there). Set before any of the
       // server's code runs; what each one saves is in docs/shim.md.
-      for (const f of SERVER_RUNTIME_V8_FLAGS) setFlagsFromString(f);
+      for (const f of serverRuntimeV8Flags(process.env.NODE_OPTIONS)) setFlagsFromString(f);
       // start's NODE_OPTIONS were for this process only: QEMU, CNI plugins and the rest inherit env.
       restoreCallerNodeOptions(process.env);
       const [{ runServer }, { createHostRuntime }] = await Promise.all([

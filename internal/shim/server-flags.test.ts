@@ -4,7 +4,9 @@ import {
   SERVER_NODE_OPTIONS,
   SERVER_NODE_OPTIONS_ENV,
   SERVER_NODE_OPTIONS_OVERRIDE_ENV,
+  SERVER_RUNTIME_V8_FLAGS,
   serverEnv,
+  serverRuntimeV8Flags,
 } from "./server-flags.ts";
 
 describe("server NODE_OPTIONS", () => {
@@ -36,5 +38,15 @@ describe("server NODE_OPTIONS", () => {
     const env: NodeJS.ProcessEnv = { NODE_OPTIONS: "--inspect" };
     restoreCallerNodeOptions(env);
     expect(env.NODE_OPTIONS).toBe("--inspect");
+  });
+});
+
+describe("server run-time V8 flags", () => {
+  it("are set only in a server that started jitless (--lite-mode would turn the JIT off mid-run)", () => {
+    expect(serverRuntimeV8Flags(serverEnv({}).NODE_OPTIONS)).toEqual(SERVER_RUNTIME_V8_FLAGS);
+    expect(serverRuntimeV8Flags("--max-semi-space-size=1  --jitless")).toEqual(SERVER_RUNTIME_V8_FLAGS);
+    expect(serverRuntimeV8Flags("")).toEqual([]);
+    expect(serverRuntimeV8Flags(undefined)).toEqual([]);
+    expect(serverRuntimeV8Flags("--jitless-not")).toEqual([]);
   });
 });
