@@ -1,7 +1,11 @@
 /**
  * Orderly power-off, as any init does it: SIGTERM to every process, a grace period, SIGKILL to the
  * rest, then close the host link (so replies already queued reach the host), flush and unmount the
- * filesystems, and power off. Runs once; later requests join the one in progress.
+ * filesystems, and end the VM. Runs once; later requests join the one in progress.
+ *
+ * The VM ends with a restart, not a power-off: the micro-VM has no ACPI (it boots ~45 ms faster
+ * without), so a power-off only halts the CPU and QEMU would keep running, while a restart (the
+ * kernel's triple-fault reset, `reboot=t`) is what QEMU's -no-reboot turns into its exit.
  */
 import { errorMessage, type Logger } from "./log.ts";
 
@@ -18,10 +22,10 @@ export interface ShutdownOps {
   sync(): void;
   /** Unmounts everything but the root, innermost first; returns the targets that refused. */
   unmountAll(): string[];
-  /** Never returns in a VM; throws if the kernel refused. */
-  powerOff(): void;
-  /** Fallback when power-off is refused: a restart, which QEMU's -no-reboot turns into an exit. */
+  /** A reset, which QEMU's -no-reboot turns into its exit. Never returns in a VM; throws if refused. */
   restart(): void;
+  /** Fallback when the restart is refused (a machine with ACPI powers off; one without halts). */
+  powerOff(): void;
   sleep(ms: number): Promise<void>;
   now(): number;
 }
@@ -100,12 +104,12 @@ export class SystemShutdown {
       if (busy.length > 0) log.warn("filesystems left mounted", { targets: busy.join(",") });
     });
     step("sync", () => ops.sync());
-    log.info("powering off", { elapsed_ms: ops.now() - started });
+    log.info("ending the VM", { elapsed_ms: ops.now() - started });
     try {
-      ops.powerOff();
+      ops.restart();
     } catch (err) {
-      log.error("power-off refused, restarting instead", { error: errorMessage(err) });
-      step("restart", () => ops.restart());
+      log.error("restart refused, powering off instead", { error: errorMessage(err) });
+      step("power off", () => ops.powerOff());
     }
   }
 }
