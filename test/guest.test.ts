@@ -127,7 +127,7 @@ describe.skipIf(reason)("the guest image in a micro-VM", () => {
     expect(console_).not.toMatch(/level=error/);
   });
 
-  it("ends the VM on System.Shutdown", async () => {
+  it("powers off on System.Shutdown", async () => {
     // The launcher removes the run dir once QEMU is gone; an open descriptor still reads the log.
     const fd = openSync(vm.consoleLog, "r");
     try {
@@ -137,8 +137,8 @@ describe.skipIf(reason)("the guest image in a micro-VM", () => {
       expect(exit.state).toBe("stopped");
       const console_ = readFileSync(fd, "utf8");
       expect(console_).toMatch(/msg="shutting down" src=vminitd reason="System.Shutdown from the host"/);
-      expect(console_).toMatch(/msg="ending the VM"/);
-      expect(console_).toMatch(/reboot: Restarting system/);
+      expect(console_).toMatch(/msg="powering off"/);
+      expect(console_).toMatch(/reboot: Power down/);
       console.log(`System.Shutdown → QEMU exit: ${ms.toFixed(0)} ms`);
     } finally {
       closeSync(fd);
@@ -147,7 +147,7 @@ describe.skipIf(reason)("the guest image in a micro-VM", () => {
 });
 
 describe.skipIf(reason)("a guest whose host never answers", () => {
-  it("ends itself after the dial timeout instead of lingering as an orphan", async () => {
+  it("powers itself off after the dial timeout instead of lingering as an orphan", async () => {
     const deps = loadHostDeps();
     const dir = mkdtempSync(join(tmpdir(), "bo-"));
     const vhostUser = join(dir, "vu.sock");
@@ -195,7 +195,7 @@ describe.skipIf(reason)("a guest whose host never answers", () => {
       expect(console_).toMatch(
         /msg="giving up on the host" src=vminitd reason="host unreachable after \d+ attempts/,
       );
-      expect(console_).toMatch(/msg="ending the VM"/);
+      expect(console_).toMatch(/msg="powering off"/);
     } finally {
       await terminateChild(vsockd, 1000);
       rmSync(dir, { recursive: true, force: true });

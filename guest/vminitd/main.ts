@@ -212,14 +212,13 @@ function main(): void {
   process.on("uncaughtException", (err) => log.error("uncaught exception", { error: errorMessage(err) }));
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: errorMessage(err) }));
   boot(log).catch((err: unknown) => {
-    log.error("boot failed, ending the VM", { error: errorMessage(err) });
+    log.error("boot failed, powering off", { error: errorMessage(err) });
     try {
       systemOps.sync();
-      // A restart: QEMU's -no-reboot makes it an exit (no ACPI power-off, see shutdown.ts).
-      systemOps.restart();
-    } catch (e) {
-      log.error("restart failed", { error: errorMessage(e) });
       systemOps.powerOff();
+    } catch (e) {
+      log.error("power-off failed", { error: errorMessage(e) });
+      systemOps.restart();
     }
   });
 }

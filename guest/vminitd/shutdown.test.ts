@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "./log.ts";
 import { type ShutdownOps, SIGKILL, SIGTERM, SystemShutdown } from "./shutdown.ts";
 
-function fake(opts: { stubborn?: number[]; diesOnTerm?: number[]; restartFails?: boolean }) {
+function fake(opts: { stubborn?: number[]; diesOnTerm?: number[]; powerOffFails?: boolean }) {
   const calls: string[] = [];
   let t = 0;
   let live = [...(opts.stubborn ?? []), ...(opts.diesOnTerm ?? [])];
@@ -22,11 +22,11 @@ function fake(opts: { stubborn?: number[]; diesOnTerm?: number[]; restartFails?:
       calls.push("unmount");
       return [];
     },
-    restart: () => {
-      calls.push("restart");
-      if (opts.restartFails) throw new Error("EPERM");
+    powerOff: () => {
+      calls.push("poweroff");
+      if (opts.powerOffFails) throw new Error("EPERM");
     },
-    powerOff: () => calls.push("poweroff"),
+    restart: () => calls.push("restart"),
     sleep: async (ms) => {
       t += ms;
     },
@@ -41,22 +41,22 @@ describe("SystemShutdown", () => {
   it("stops after SIGTERM when everything exits, without SIGKILL", async () => {
     const f = fake({ diesOnTerm: [5, 6] });
     await new SystemShutdown(f.ops, log).run({ reason: "test", graceMs: 10_000 });
-    expect(f.calls).toEqual(["signal 15", "close link", "sync", "unmount", "sync", "restart"]);
+    expect(f.calls).toEqual(["signal 15", "close link", "sync", "unmount", "sync", "poweroff"]);
     expect(f.elapsed()).toBe(0);
   });
 
   it("waits the grace period, then SIGKILLs the stubborn", async () => {
     const f = fake({ stubborn: [7] });
     await new SystemShutdown(f.ops, log).run({ reason: "test", graceMs: 1000 });
-    expect(f.calls).toEqual(["signal 15", "signal 9", "close link", "sync", "unmount", "sync", "restart"]);
+    expect(f.calls).toEqual(["signal 15", "signal 9", "close link", "sync", "unmount", "sync", "poweroff"]);
     expect(f.elapsed()).toBeGreaterThanOrEqual(1000);
     expect(f.elapsed()).toBeLessThan(1100);
   });
 
-  it("powers off when the restart is refused", async () => {
-    const f = fake({ restartFails: true });
+  it("restarts when power-off is refused", async () => {
+    const f = fake({ powerOffFails: true });
     await new SystemShutdown(f.ops, log).run({ reason: "test", graceMs: 0 });
-    expect(f.calls.slice(-2)).toEqual(["restart", "poweroff"]);
+    expect(f.calls.slice(-2)).toEqual(["poweroff", "restart"]);
   });
 
   it("runs once; a second request joins the first", async () => {
@@ -66,6 +66,6 @@ describe("SystemShutdown", () => {
     const b = s.run({ reason: "b", graceMs: 0 });
     expect(a).toBe(b);
     await a;
-    expect(f.calls.filter((c) => c === "restart")).toHaveLength(1);
+    expect(f.calls.filter((c) => c === "poweroff")).toHaveLength(1);
   });
 });

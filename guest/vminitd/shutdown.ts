@@ -1,11 +1,7 @@
 /**
  * Orderly power-off, as any init does it: SIGTERM to every process, a grace period, SIGKILL to the
  * rest, then close the host link (so replies already queued reach the host), flush and unmount the
- * filesystems, and end the VM. Runs once; later requests join the one in progress.
- *
- * The VM ends with a restart, not a power-off: the micro-VM has no ACPI (it boots ~45 ms faster
- * without), so a power-off only halts the CPU and QEMU would keep running, while a restart (the
- * kernel's triple-fault reset, `reboot=t`) is what QEMU's -no-reboot turns into its exit.
+ * filesystems, and power off. Runs once; later requests join the one in progress.
  */
 import { errorMessage, type Logger } from "./log.ts";
 
@@ -22,10 +18,10 @@ export interface ShutdownOps {
   sync(): void;
   /** Unmounts everything but the root, innermost first; returns the targets that refused. */
   unmountAll(): string[];
-  /** A reset, which QEMU's -no-reboot turns into its exit. Never returns in a VM; throws if refused. */
-  restart(): void;
-  /** Fallback when the restart is refused (a machine with ACPI powers off; one without halts). */
+  /** Never returns in a VM; throws if the kernel refused. */
   powerOff(): void;
+  /** Fallback when power-off is refused: a restart, which QEMU's -no-reboot turns into an exit. */
+  restart(): void;
   sleep(ms: number): Promise<void>;
   now(): number;
 }
@@ -104,12 +100,12 @@ export class SystemShutdown {
       if (busy.length > 0) log.warn("filesystems left mounted", { targets: busy.join(",") });
     });
     step("sync", () => ops.sync());
-    log.info("ending the VM", { elapsed_ms: ops.now() - started });
+    log.info("powering off", { elapsed_ms: ops.now() - started });
     try {
-      ops.restart();
+      ops.powerOff();
     } catch (err) {
-      log.error("restart refused, powering off instead", { error: errorMessage(err) });
-      step("power off", () => ops.powerOff());
+      log.error("power-off refused, restarting instead", { error: errorMessage(err) });
+      step("restart", () => ops.restart());
     }
   }
 }

@@ -11,7 +11,7 @@ import { QmpClient } from "./qmp.ts";
  * Does KVM actually run our guest on this host? `/dev/kvm` existing proves nothing: on PVM hosts
  * (KVM nested in a paravirtualised VM) the guest dies with "KVM internal error" and QEMU pauses
  * instead of exiting. So the probe boots the real guest kernel under `-accel kvm` into a tiny
- * busybox initramfs that prints a marker and resets (QEMU exits); only the marker counts as success.
+ * busybox initramfs that prints a marker and powers off; only the marker counts as success.
  */
 export interface KvmProbeResult {
   readonly ok: boolean;
@@ -41,8 +41,7 @@ function probeInitramfs(busybox: string): Buffer {
   const script = [
     "#!/bin/busybox sh",
     `/bin/busybox printf '%s-%s\\n' BEETROOT-KVM-PROBE OK`,
-    // A reset, not a power-off: microvm runs without ACPI (qemu-args.ts), and -no-reboot makes it QEMU's exit.
-    "/bin/busybox reboot -f",
+    "/bin/busybox poweroff -f",
     "",
   ].join("\n");
   return buildCpio([
@@ -125,7 +124,7 @@ export async function probeBoot(inputs: KvmProbeInputs, accel: Accelerator): Pro
     "-initrd",
     initrd,
     "-append",
-    ["console=ttyS0 quiet panic=-1 reboot=t rdinit=/init", inputs.tscKhz && `tsc_early_khz=${inputs.tscKhz}`]
+    ["console=ttyS0 quiet panic=-1 rdinit=/init", inputs.tscKhz && `tsc_early_khz=${inputs.tscKhz}`]
       .filter(Boolean)
       .join(" "),
     "-chardev",

@@ -23,13 +23,7 @@ import {
 } from "./assets-check.ts";
 import { type Child, describeExit, spawnChild, tailFile, terminateChild } from "./child.ts";
 import { bindFileReadOnly, checkSharedName, checkSharedSource, unbindFile } from "./disk-share.ts";
-import {
-  type Accelerator,
-  acpiNeeded,
-  buildKernelCmdline,
-  buildQemuArgs,
-  tcgLapicTimerPeriod,
-} from "./qemu-args.ts";
+import { type Accelerator, buildKernelCmdline, buildQemuArgs, tcgLapicTimerPeriod } from "./qemu-args.ts";
 import { QmpClient, QmpTimeoutError } from "./qmp.ts";
 import { isTerminal, type VmState, VmStateMachine } from "./state-machine.ts";
 import { ResourceTracker } from "./tracker.ts";
@@ -302,7 +296,6 @@ class QemuVm implements Vm {
     const vsockDaemonMs = performance.now() - started;
 
     const hostTimeMs = Date.now();
-    const lapicTimerPeriod = spec.accel === "tcg" ? tcgLapicTimerPeriod(kernel.hz) : undefined;
     const cmdline = buildKernelCmdline({
       hostname: spec.id,
       port,
@@ -311,7 +304,7 @@ class QemuVm implements Vm {
       tscKhz: spec.tscKhz,
       init: spec.init ?? DEFAULT_INIT,
       verbose: spec.verboseConsole ?? false,
-      lapicTimerPeriod,
+      lapicTimerPeriod: spec.accel === "tcg" ? tcgLapicTimerPeriod(kernel.hz) : undefined,
       extra: spec.kernelArgs ?? [],
     });
     const qemuArgs = buildQemuArgs({
@@ -325,7 +318,6 @@ class QemuVm implements Vm {
       consoleLog: files.console,
       vhostUserSocket: files.vhostUser,
       diskShare: files.diskShare,
-      acpi: acpiNeeded(spec.accel, lapicTimerPeriod),
       // QEMU finds the TAPs at fd 3, 4, … (spawn's stdio slots after stderr).
       nics: (spec.nics ?? []).map((nic, i) => ({ nic, fdInChild: 3 + i })),
     });

@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  acpiNeeded,
-  buildKernelCmdline,
-  buildQemuArgs,
-  type QemuLayout,
-  tcgLapicTimerPeriod,
-} from "./qemu-args.ts";
+import { buildKernelCmdline, buildQemuArgs, type QemuLayout, tcgLapicTimerPeriod } from "./qemu-args.ts";
 
 const layout: QemuLayout = {
   kernel: "/a/vmlinux",
@@ -46,14 +40,6 @@ describe("QEMU arguments", () => {
     const args = buildQemuArgs({ ...layout, accel: "kvm" });
     expect(opt(args, "-accel")).toEqual(["kvm"]);
     expect(opt(args, "-cpu")).toEqual(["host"]);
-  });
-
-  it("drops ACPI only when nothing needs it to calibrate the APIC timer", () => {
-    expect(opt(buildQemuArgs(layout), "-M")[0]).not.toMatch(/acpi=off/);
-    expect(opt(buildQemuArgs({ ...layout, acpi: false }), "-M")[0]).toMatch(/,acpi=off,/);
-    expect(acpiNeeded("tcg", undefined)).toBe(true);
-    expect(acpiNeeded("tcg", 4_000_000)).toBe(false);
-    expect(acpiNeeded("kvm", undefined)).toBe(true);
   });
 
   it("rejects disks it cannot name", () => {

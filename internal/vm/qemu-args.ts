@@ -32,8 +32,6 @@ export interface QemuLayout {
   readonly nics?: readonly QemuNic[];
   /** Host directory exported read-only over virtio-9p: disks added after boot (disk-share.ts). */
   readonly diskShare?: string;
-  /** ACPI tables for the guest (default on); see acpiNeeded. */
-  readonly acpi?: boolean;
 }
 
 export interface QemuNic {
@@ -57,20 +55,6 @@ export const MICROVM_OPTIONS: readonly string[] = [
   "isa-serial=on",
 ];
 
-/**
- * No ACPI tables: the kernel takes the virtio-mmio devices from the command line, which QEMU
- * appends (`virtio_mmio.device=`), and skips ACPI's interpreter and namespace scan: kernel →
- * /sbin/init 0.28-0.31 s instead of 0.31-0.36 s (TCG, 5 boots each, docs/boot-time.md). Without
- * ACPI there is no power-off (the guest ends the VM with a restart: reboot=t, -no-reboot) and no
- * PM timer, the only clock left to calibrate the local APIC timer against under TCG (no PIT, no
- * HPET): the guest's timers then never fire (measured: vminitd hangs at its first sleep). So ACPI
- * goes only under TCG with a preset `lapic_timer_period`. KVM keeps it: its boots are fast anyway,
- * and a host CPU without the TSC-deadline timer would need the PM timer to calibrate.
- */
-export function acpiNeeded(accel: Accelerator, lapicTimerPeriod: number | undefined): boolean {
-  return !(accel === "tcg" && lapicTimerPeriod !== undefined);
-}
-
 /** CPU model per accelerator: everything TCG can emulate; the host's own CPU under KVM. */
 export const CPU_MODEL: Readonly<Record<Accelerator, string>> = { tcg: "max", kvm: "host" };
 
@@ -90,9 +74,7 @@ export function buildQemuArgs(l: QemuLayout): string[] {
       );
   }
   if (new Set(l.disks.map((d) => d.id)).size !== l.disks.length) throw new Error("disk ids must be unique");
-  const machine = [...MICROVM_OPTIONS, ...(l.acpi === false ? ["acpi=off"] : []), "memory-backend=mem"].join(
-    ",",
-  );
+  const machine = [...MICROVM_OPTIONS, "memory-backend=mem"].join(",");
   const args = [
     "-M",
     machine,
@@ -198,9 +180,6 @@ export function buildKernelCmdline(c: GuestCmdline): string {
     `init=${c.init}`,
     // Reboot at once on panic; with -no-reboot QEMU then exits and the host sees the failure.
     "panic=-1",
-    // ... by a triple fault at once: the default tries ACPI and the keyboard controller first,
-    // which a microvm without ACPI answers with seconds of nothing (+2.9 s measured).
-    "reboot=t",
     // The host's clock is the reference; the watchdog only costs time here.
     "tsc=reliable",
     "no_timer_check",
