@@ -292,6 +292,14 @@ for (const { version, third } of cases) {
             timeout: 60n,
           });
           expect(Buffer.from(resolv.stdout).toString()).toContain(`nameserver 10.124.${third}.53`);
+          // containerd 2.x's default pod sysctls (enable_unprivileged_ports/icmp) hold in the VM's
+          // network namespace, which is the pod's; 1.7 sets none, leaving the kernel's 1024.
+          const ports = await cri.call(runtime.execSync, {
+            containerId: app,
+            cmd: ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+            timeout: 60n,
+          });
+          expect(Buffer.from(ports.stdout).toString()).toBe(version === "2.1" ? "0\n" : "1024\n");
 
           // A second app container that exits on its own: its exit code and output reach CRI.
           const { containerId: oneshot } = await cri.call(

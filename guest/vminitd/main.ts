@@ -5,7 +5,7 @@
  *
  * Bun runs this file (bundled to /usr/lib/beetroot/vminitd.js) as the kernel's init.
  */
-import { chownSync, existsSync, mkdirSync, writeSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, writeFileSync, writeSync } from "node:fs";
 import { System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { Task } from "../../api/gen/beetroot/guest/v1/task_pb.ts";
 import { Server } from "../../internal/ttrpc/index.ts";
@@ -180,6 +180,7 @@ async function boot(early: Logger): Promise<void> {
     waitFor: (pid, sinceMs) => reaper.waitFor(pid, sinceMs),
     kill: (pid, signal) => kill(pid, signal),
     exists: (path) => existsSync(path),
+    writeSysctl: (path, value) => writeFileSync(path, value),
     listenConsole: (path) => ConsoleSocket.listen(path),
     log,
     hub: new EventHub(),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code, TtrpcError } from "../../../internal/ttrpc/index.ts";
-import { prepareProcess, prepareSpec } from "./spec.ts";
+import { prepareProcess, prepareSpec, sysctlPath } from "./spec.ts";
 
 const base = () => ({
   ociVersion: "1.2.0",
@@ -138,5 +138,48 @@ describe("prepareProcess", () => {
     expect(() => prepareProcess({ args: [] }, false, "process", [])).toThrow(
       "process.args must be a non-empty list of strings",
     );
+  });
+});
+
+describe("pod-wide network sysctls", () => {
+  const withSysctls = (namespaces: { type: string; path?: string }[]) => ({
+    ...base(),
+    linux: {
+      ...base().linux,
+      namespaces,
+      // As containerd 2.x's CRI writes them for every pod (enable_unprivileged_ports/icmp).
+      sysctl: {
+        "net.ipv4.ip_unprivileged_port_start": "0",
+        "net.ipv4.ping_group_range": "0 2147483647",
+        "kernel.shm_rmid_forced": "1",
+      },
+    },
+  });
+
+  it("leave the spec of a container on the VM's network and are set by the guest", () => {
+    const r = prepareSpec(JSON.stringify(withSysctls(base().linux.namespaces)), ctx);
+    expect(r.vmSysctls).toEqual({
+      "net.ipv4.ip_unprivileged_port_start": "0",
+      "net.ipv4.ping_group_range": "0 2147483647",
+    });
+    expect((r.spec.linux as { sysctl: unknown }).sysctl).toEqual({ "kernel.shm_rmid_forced": "1" });
+    expect(r.notes.filter((n) => n.startsWith("sysctl net."))).toHaveLength(2);
+  });
+
+  it("stay with crun for a container with its own network namespace", () => {
+    const r = prepareSpec(JSON.stringify(withSysctls([{ type: "network" }])), ctx);
+    expect(r.vmSysctls).toEqual({});
+    expect(Object.keys((r.spec.linux as { sysctl: object }).sysctl)).toHaveLength(3);
+  });
+
+  it("map to /proc/sys as runc does, refusing keys that could escape it", () => {
+    expect(sysctlPath("net.ipv4.ip_unprivileged_port_start")).toBe(
+      "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
+    for (const bad of ["net..x", "net./x", "net.ipv4.conf.all/../../x", "net.", "kernel.x"])
+      expect(code(() => sysctlPath(bad))).toBe(Code.InvalidArgument);
+    const s = withSysctls(base().linux.namespaces);
+    (s.linux.sysctl as Record<string, unknown>)["net.core.somaxconn"] = 4096;
+    expect(code(() => prepareSpec(JSON.stringify(s), ctx))).toBe(Code.InvalidArgument);
   });
 });

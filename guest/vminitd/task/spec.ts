@@ -9,7 +9,11 @@
  *    the pod's resolv.conf the guest wrote (System.ConfigureNetwork) when there is one;
  *  - a container on the VM's network without a resolv.conf mount gets the pod's bound read-only;
  *  - AppArmor/SELinux labels go (the guest kernel has neither);
- *  - cgroupsPath must be a cgroupfs path: systemd-style values are replaced.
+ *  - cgroupsPath must be a cgroupfs path: systemd-style values are replaced;
+ *  - `net.*` sysctls of a container on the VM's network are the VM's (the pod's) network
+ *    namespace's: they leave the spec (crun refuses them without a new network namespace) and
+ *    the guest sets them itself (`vmSysctls`). containerd 2.x puts two in every CRI pod
+ *    (`enable_unprivileged_ports`, `enable_unprivileged_icmp`).
  * Every change is reported in `notes`; what cannot be honoured is an InvalidArgument.
  */
 import { invalidArgument } from "./errors.ts";
@@ -30,7 +34,37 @@ export interface PreparedSpec {
   readonly spec: Json;
   /** The container's cgroup, relative to /sys/fs/cgroup. */
   readonly cgroupsPath: string;
+  /** `net.*` sysctls to set in the VM's network namespace before the container starts. */
+  readonly vmSysctls: Readonly<Record<string, string>>;
   readonly notes: readonly string[];
+}
+
+const SYSCTL_KEY = /^net\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/** The /proc/sys file of a sysctl key, as runc maps it (dots become slashes). */
+export function sysctlPath(key: string): string {
+  if (!SYSCTL_KEY.test(key)) throw invalidArgument(`sysctl key ${JSON.stringify(key)} is malformed`);
+  return `/proc/sys/${key.replaceAll(".", "/")}`;
+}
+
+/** Moves the `net.*` sysctls out of the spec's linux.sysctl (see the module comment). */
+function takeNetworkSysctls(linux: Json, notes: string[]): Record<string, string> {
+  const taken: Record<string, string> = {};
+  if (linux.sysctl === undefined) return taken;
+  if (!isObject(linux.sysctl)) throw invalidArgument("spec linux.sysctl is not an object");
+  const kept: Json = {};
+  for (const [key, value] of Object.entries(linux.sysctl)) {
+    if (typeof value !== "string") throw invalidArgument(`sysctl ${key} has a non-string value`);
+    if (!key.startsWith("net.")) {
+      kept[key] = value;
+      continue;
+    }
+    sysctlPath(key);
+    taken[key] = value;
+    notes.push(`sysctl ${key}=${value} is set in the VM's network namespace (the pod's), not by crun`);
+  }
+  linux.sysctl = kept;
+  return taken;
 }
 
 function isObject(v: unknown): v is Json {
@@ -114,6 +148,8 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
     linux.namespaces = kept;
   }
 
+  const vmSysctls = onVmNetwork ? takeNetworkSysctls(linux, notes) : {};
+
   let cgroupsPath = typeof linux.cgroupsPath === "string" ? linux.cgroupsPath : "";
   if (!cgroupsPath.startsWith("/") || cgroupsPath.includes("..")) {
     const replacement = `/beetroot/${ctx.id}`;
@@ -172,5 +208,5 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
       }
     }
   }
-  return { spec, cgroupsPath: cgroupsPath.replace(/^\/+/, ""), notes };
+  return { spec, cgroupsPath: cgroupsPath.replace(/^\/+/, ""), vmSysctls, notes };
 }

@@ -45,7 +45,7 @@ import {
   type RootfsOps,
   unmountAll,
 } from "./rootfs.ts";
-import { parseJsonObject, prepareProcess, prepareSpec } from "./spec.ts";
+import { parseJsonObject, prepareProcess, prepareSpec, sysctlPath } from "./spec.ts";
 
 export const CONTAINERS_DIR = "/run/beetroot/containers";
 const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -70,6 +70,8 @@ export interface TaskPlatform {
   /** kill(2); false when the process is gone. */
   kill(pid: number, signal: number): boolean;
   exists(path: string): boolean;
+  /** Writes a /proc/sys file (a pod-wide `net.*` sysctl, spec.ts). */
+  writeSysctl(path: string, value: string): void;
   listenConsole(path: string): ConsoleSocketLike;
   readonly log: Logger;
   readonly hub: EventHub;
@@ -301,6 +303,15 @@ export class TaskService {
             ...(this.p.exists(GUEST_PATHS.podResolvConf) ? { podResolvConf: GUEST_PATHS.podResolvConf } : {}),
           });
           for (const note of prepared.notes) log.info("spec adjusted for the VM", { note });
+          for (const [key, value] of Object.entries(prepared.vmSysctls)) {
+            try {
+              this.p.writeSysctl(sysctlPath(key), value);
+            } catch (err) {
+              throw failedPrecondition(
+                `setting sysctl ${key}=${value} in the pod's network namespace: ${errorMessage(err)}`,
+              );
+            }
+          }
           let mounted: string[];
           try {
             mounted = mountRootfs(plan, this.p.rootfsOps);
