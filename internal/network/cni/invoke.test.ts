@@ -153,4 +153,36 @@ describe("CNI runtime", () => {
     );
     await expect(cni.add(list("fake-ipam-bridge"), { ...rt, netns: "rel" })).rejects.toThrow(/not absolute/);
   });
+
+  // A shim's working directory is its bundle, which containerd removes once it takes the shim for
+  // dead (SIGTERM: the shim closes its socket, then stops its VM and tears the network down).
+  it("runs DEL (and ADD) from / when the caller's working directory was deleted", async () => {
+    plugin("fake-cwd", `fs.appendFileSync(${JSON.stringify(join(dir, "cwd.log"))}, process.cwd() + "\\n");`);
+    const cni = new CniRuntime([dir]);
+    const home = process.cwd();
+    const gone = mkdtempSync(join(tmpdir(), "beetroot-cni-cwd-"));
+    process.chdir(gone);
+    try {
+      rmSync(gone, { recursive: true });
+      await cni.del(list("fake-cwd", "fake-passthrough"), rt);
+      await cni.add(list("fake-ipam-bridge"), rt);
+    } finally {
+      process.chdir(home);
+    }
+    expect(readFileSync(join(dir, "cwd.log"), "utf8")).toBe("/\n");
+  });
+
+  it("a plugin that cannot be started is reported with the reason, not as an exit status", async () => {
+    const f = join(dir, "fake-no-interpreter");
+    writeFileSync(f, "#!/nonexistent/interpreter\n");
+    chmodSync(f, 0o755);
+    const err = await new CniRuntime([dir]).del(list("fake-no-interpreter"), rt).then(
+      () => undefined,
+      (e: unknown) => e as CniPluginError,
+    );
+    expect(err?.message).toMatch(
+      /failed in plugin fake-no-interpreter: cannot run .*fake-no-interpreter: .*ENOENT/,
+    );
+    expect(err?.code).toBe("Internal");
+  });
 });

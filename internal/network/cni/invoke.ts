@@ -26,6 +26,13 @@ export const DEFAULT_CNI_PATH = ["/opt/cni/bin", "/usr/lib/cni"];
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IFNAME_RE = /^[^\s/:]{1,15}$/;
 const PLUGIN_TIMEOUT_MS = 60_000;
+/**
+ * The plugins' working directory. Never the caller's: a shim's is its bundle, which containerd
+ * deletes as soon as it takes the shim for dead (the shim closed its socket on SIGTERM and is still
+ * stopping its VM). Spawning from a deleted directory fails with ENOENT before the plugin runs, so
+ * every CNI DEL of such a teardown failed and left the lease and the masquerade rules.
+ */
+const PLUGIN_CWD = "/";
 
 export function cniPathFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
   const v = env.BEETROOT_CNI_PATH;
@@ -118,6 +125,7 @@ export class CniRuntime {
       input: this.stdinFor(list, plugin, rt, prev),
       env,
       extendEnv: false,
+      cwd: PLUGIN_CWD,
       reject: false,
       timeout: PLUGIN_TIMEOUT_MS,
       stripFinalNewline: false,
@@ -129,8 +137,15 @@ export class CniRuntime {
         plugin.type,
       );
     if (r.exitCode === 0) return r.stdout;
-    const e = parseCniError(r.stdout);
     const where = `CNI ${command} of network "${list.name}" failed in plugin ${plugin.type}`;
+    // Neither an exit status nor a signal: the plugin never ran (spawn failed). Say why.
+    if (r.exitCode === undefined && r.signal === undefined)
+      throw new CniPluginError(
+        "Internal",
+        `${where}: cannot run ${bin}: ${r.originalMessage || r.shortMessage}`,
+        plugin.type,
+      );
+    const e = parseCniError(r.stdout);
     if (!e) {
       const out = `${r.stdout}\n${r.stderr}`.trim().slice(0, 2000);
       throw new CniPluginError(
