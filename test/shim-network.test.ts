@@ -432,6 +432,33 @@ for (const version of versions) {
       });
     }
 
+    // The 30 `ctr run --rm` cycles above tear down inside Delete, while the bundle still exists. A
+    // SIGTERM (containerd's or the host's shutdown, these suites' own containerd stop) is the other
+    // way: the shim closes its socket first, containerd takes it for dead and deletes its bundle —
+    // the shim's working directory — while the shim still stops its VM. CNI plugins spawned from
+    // there never ran (ENOENT), so every such teardown kept its lease and masquerade rules.
+    it("SIGTERM to the shim of a running container: the shim's own teardown releases lease, rules and ledger", async () => {
+      const { c } = s;
+      const id = "shimterm";
+      await c.ctr(["run", "-d", ...RT, ...SMALL_VM, IMAGE, id, "sleep", "600"]);
+      try {
+        await waitFor(`${id} running`, async () => (await taskStatus(c, id)) === "RUNNING");
+        expect(existsSync(podNetns(c, id))).toBe(true);
+        expect((await networkLeaks(s, [id])).leases).toBe(1);
+        const bundle = join(c.dir, "state", "io.containerd.runtime.v2.task", "default", id);
+        const shimPid = Number(readFileSync(join(bundle, "shim.pid"), "utf8"));
+        process.kill(shimPid, "SIGTERM");
+        await waitFor("the shim to exit", () => !existsSync(`/proc/${shimPid}`), 60_000);
+        // containerd cleaned the shim up as a dead one (the case under test), bundle and all.
+        await waitFor("containerd to remove the bundle", () => !existsSync(bundle), 30_000);
+        // No waiting and no gc: what the shim did not release before exiting stays leaked.
+        expect(containerLeftovers(s, [id])).toEqual(NO_LEFTOVERS);
+        expect(await networkLeaks(s, [id])).toEqual(CLEAN);
+      } finally {
+        await removeContainer(c, id, { stopWaitMs: 10_000, deleteTimeoutMs: 60_000 });
+      }
+    });
+
     it("a broken CNI config and a missing plugin are precise errors, and nothing is left behind", async () => {
       const { c, net } = s;
       // The lexically first file of the conf dir is the network (like containerd's CRI).
