@@ -55,6 +55,10 @@ export async function runServer(opts: {
     level: flags.debug ? "debug" : "info",
     fields: { runtime: RUNTIME_NAME, namespace: flags.namespace },
   });
+  // containerd starts the shim in the bundle and deletes that directory once it takes the shim for
+  // dead, possibly while the shim still tears a pod down: nothing it spawns from then on (CNI
+  // plugins, QEMU, vhost-device-vsock) could start in a deleted working directory.
+  process.chdir("/");
 
   let server: Server | undefined;
   try {
