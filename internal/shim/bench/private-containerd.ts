@@ -104,7 +104,7 @@ export function shimPidsOf(address: string): number[] {
   return out;
 }
 
-function canConnect(path: string): Promise<boolean> {
+export function canConnect(path: string): Promise<boolean> {
   return new Promise((res) => {
     const s = connect(path);
     s.once("connect", () => {
@@ -113,6 +113,38 @@ function canConnect(path: string): Promise<boolean> {
     });
     s.once("error", () => res(false));
   });
+}
+
+/**
+ * Stops a private containerd and the shims it started, then unmounts what it left under `dir`.
+ * Shims outlive containerd by design: the ones whose argv names its socket get SIGTERM first, so a
+ * test run leaves no VM behind. Snapshotters (erofs, CRI's overlay rootfs and /dev/shm) mount
+ * under its root: those go before anyone removes `dir`.
+ */
+export async function stopContainerdAndShims(
+  child: ChildProcess,
+  address: string,
+  dir: string,
+): Promise<void> {
+  for (const pid of shimPidsOf(address)) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {}
+  }
+  const deadline = Date.now() + 30_000;
+  while (shimPidsOf(address).length > 0 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  child.kill("SIGTERM");
+  await new Promise((r) => {
+    if (child.exitCode !== null) r(undefined);
+    else child.once("exit", r);
+  });
+  const mounts = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "")
+    .filter((m) => m.startsWith(`${dir}/`))
+    .reverse();
+  for (const m of mounts) await execa("umount", ["-l", m], { reject: false });
 }
 
 /**
@@ -180,29 +212,7 @@ export async function startContainerd(opts: {
         stripFinalNewline: false,
       }),
     async stop() {
-      // Shims outlive containerd by design: stop the ones this containerd started (their argv names
-      // its socket), so a test run leaves no VM behind.
-      const shims = shimPidsOf(address);
-      for (const pid of shims) {
-        try {
-          process.kill(pid, "SIGTERM");
-        } catch {}
-      }
-      const deadline = Date.now() + 30_000;
-      while (shimPidsOf(address).length > 0 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 100));
-      child.kill("SIGTERM");
-      await new Promise((r) => {
-        if (child.exitCode !== null) r(undefined);
-        else child.once("exit", r);
-      });
-      // The erofs snapshotter mounts layers under root: unmount before removing anything.
-      const mounts = readFileSync("/proc/self/mounts", "utf8")
-        .split("\n")
-        .map((l) => l.split(" ")[1] ?? "")
-        .filter((m) => m.startsWith(`${dir}/`))
-        .reverse();
-      for (const m of mounts) await execa("umount", ["-l", m], { reject: false });
+      await stopContainerdAndShims(child, address, dir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
