@@ -10,11 +10,9 @@
  */
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
-import { FlagError, parseShimFlags } from "../../internal/shim/flags.ts";
+import { FlagError, parseShimFlags, SHIM_BINARY_NAME } from "../../internal/shim/flags.ts";
 import { restoreCallerNodeOptions, serverRuntimeV8Flags } from "../../internal/shim/server-flags.ts";
 
-/** The binary's name, for messages (runtime-info.ts has the same constant; importing it costs a proto). */
-const SHIM_BINARY_NAME = "containerd-shim-beetroot-v1";
 const STDIN_LIMIT = 10 << 20;
 
 function readStdin(): Uint8Array {

@@ -5,6 +5,9 @@
  * or at `--`. Generic CLI parsers treat `-namespace` as seven short flags, hence this hand parser.
  */
 
+/** The binary these flags are for (its name in messages when argv[0] says nothing). */
+export const SHIM_BINARY_NAME = "containerd-shim-beetroot-v1";
+
 export type ShimAction = "start" | "delete" | "serve";
 
 export interface ShimFlags {

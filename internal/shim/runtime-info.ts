@@ -1,9 +1,9 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RuntimeInfoSchema } from "../../api/gen/containerd/types/introspection_pb.ts";
 import pkg from "../../package.json" with { type: "json" };
+import { SHIM_BINARY_NAME } from "./flags.ts";
 
 export const RUNTIME_NAME = "io.containerd.beetroot.v1";
-export const SHIM_BINARY_NAME = "containerd-shim-beetroot-v1";
 export const SHIM_VERSION: string = pkg.version;
 
 /**
