@@ -19,20 +19,54 @@ const DISK_SERIAL = "bench-bb";
 const CONTAINER_ID = "net-servers";
 const APPLETS = ["sh", "nc", "wc", "cat", "sleep"];
 
+/** busybox with `applets` linked in /bin, the directories `dirs`, and `files` (path → text), as EROFS. */
+export async function busyboxErofs(
+  dir: string,
+  tools: { busybox: string; mkfsErofs: string },
+  opts: { applets: readonly string[]; dirs: readonly string[]; files?: Readonly<Record<string, string>> },
+): Promise<string> {
+  const root = join(dir, "bbroot");
+  mkdirSync(join(root, "bin"), { recursive: true });
+  for (const d of opts.dirs) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync(tools.busybox, join(root, "bin", "busybox"));
+  chmodSync(join(root, "bin", "busybox"), 0o755);
+  for (const a of opts.applets) symlinkSync("busybox", join(root, "bin", a));
+  for (const [path, text] of Object.entries(opts.files ?? {})) writeFileSync(join(root, path), text);
+  const image = join(dir, "busybox.erofs");
+  await execa(tools.mkfsErofs, ["--quiet", "-T0", "--all-root", image, root]);
+  return image;
+}
+
+/** The mount recipe the shim sends for an EROFS layer on disk `serial` with a tmpfs upper. */
+export function erofsOverTmpfsRootfs(serial: string) {
+  return [
+    { type: "erofs", diskSerial: serial, options: ["ro"], source: "" },
+    { type: "tmpfs", diskSerial: "", options: ["mode=0755"], source: "tmpfs" },
+    {
+      type: "format/mkdir/overlay",
+      diskSerial: "",
+      source: "overlay",
+      options: [
+        "X-containerd.mkdir.path={{ mount 1 }}/upper:0755",
+        "X-containerd.mkdir.path={{ mount 1 }}/work:0755",
+        "lowerdir={{ mount 0 }}",
+        "upperdir={{ mount 1 }}/upper",
+        "workdir={{ mount 1 }}/work",
+      ],
+    },
+  ];
+}
+
 /** A busybox root filesystem as an EROFS image, ready to attach as `disk` (VmSpec.disks). */
 export async function busyboxServersDisk(
   dir: string,
   tools: { busybox: string; mkfsErofs: string },
 ): Promise<DiskSpec> {
-  const root = join(dir, "bbroot");
-  mkdirSync(join(root, "bin"), { recursive: true });
-  for (const d of ["proc", "sys", "dev", "tmp", "etc"]) mkdirSync(join(root, d), { recursive: true });
-  copyFileSync(tools.busybox, join(root, "bin", "busybox"));
-  chmodSync(join(root, "bin", "busybox"), 0o755);
-  for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
-  writeFileSync(join(root, "etc", "passwd"), "root:x:0:0:root:/:/bin/sh\n");
-  const image = join(dir, "busybox.erofs");
-  await execa(tools.mkfsErofs, ["--quiet", "-T0", "--all-root", image, root]);
+  const image = await busyboxErofs(dir, tools, {
+    applets: APPLETS,
+    dirs: ["proc", "sys", "dev", "tmp", "etc"],
+    files: { "etc/passwd": "root:x:0:0:root:/:/bin/sh\n" },
+  });
   return { id: DISK_SERIAL, path: image, readonly: true };
 }
 
@@ -90,22 +124,7 @@ export async function startGuestServers(vm: Vm, reachableAt: string): Promise<Gu
   await task.create({
     id: CONTAINER_ID,
     specJson: serversSpec(),
-    rootfs: [
-      { type: "erofs", diskSerial: DISK_SERIAL, options: ["ro"], source: "" },
-      { type: "tmpfs", diskSerial: "", options: ["mode=0755"], source: "tmpfs" },
-      {
-        type: "format/mkdir/overlay",
-        diskSerial: "",
-        source: "overlay",
-        options: [
-          "X-containerd.mkdir.path={{ mount 1 }}/upper:0755",
-          "X-containerd.mkdir.path={{ mount 1 }}/work:0755",
-          "lowerdir={{ mount 0 }}",
-          "upperdir={{ mount 1 }}/upper",
-          "workdir={{ mount 1 }}/work",
-        ],
-      },
-    ],
+    rootfs: erofsOverTmpfsRootfs(DISK_SERIAL),
     stdio: { stdinPort: 0, stdoutPort: 0, stderrPort: 0, terminal: false },
   });
   const stop = async () => {
