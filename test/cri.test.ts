@@ -73,6 +73,13 @@ function processesOf(needles: readonly string[]): number[] {
   return [...new Set(needles.flatMap((n) => processesMatching(n)))].filter((p) => p !== process.pid);
 }
 
+/** What kubelet sends for a v1 Pod and its containers: pid CONTAINER (the PodSpec default), net and ipc POD. */
+const KUBELET_NAMESPACES = {
+  network: NamespaceMode.POD,
+  pid: NamespaceMode.CONTAINER,
+  ipc: NamespaceMode.POD,
+} as const;
+
 const ms = (t0: number) => Math.round(performance.now() - t0);
 
 const cases: { version: ContainerdVersion; third: number }[] = [
@@ -169,15 +176,7 @@ for (const { version, third } of cases) {
           logDirectory,
           dnsConfig: { servers: [`10.124.${third}.53`], searches: ["cri.test"], options: ["ndots:3"] },
           labels: { app: "beetroot-cri-test" },
-          linux: {
-            securityContext: {
-              namespaceOptions: {
-                network: NamespaceMode.POD,
-                pid: NamespaceMode.CONTAINER,
-                ipc: NamespaceMode.POD,
-              },
-            },
-          },
+          linux: { securityContext: { namespaceOptions: KUBELET_NAMESPACES } },
         };
 
         // RunPodSandbox: CRI makes the netns and runs CNI, then the sandbox task boots the VM.
@@ -218,16 +217,7 @@ for (const { version, third } of cases) {
             command: ["sh", "-c", script],
             logPath: `${name}.log`,
             labels: { container: name },
-            // What kubelet sends for a v1 Pod: pid CONTAINER (the PodSpec default), net and ipc POD.
-            linux: {
-              securityContext: {
-                namespaceOptions: {
-                  network: NamespaceMode.POD,
-                  pid: NamespaceMode.CONTAINER,
-                  ipc: NamespaceMode.POD,
-                },
-              },
-            },
+            linux: { securityContext: { namespaceOptions: KUBELET_NAMESPACES } },
           });
           t0 = performance.now();
           const { containerId: app } = await cri.call(

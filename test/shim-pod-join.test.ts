@@ -23,6 +23,16 @@ const RT = ["--runtime", "io.containerd.beetroot.v1"];
 const why = missingShimPrerequisites();
 if (why) console.warn(`pod join end-to-end tests skipped: ${why}`);
 
+/** The annotations CRI puts on a pod's sandbox ("sandbox") and its app containers ("container"). */
+function criAnnotations(type: "sandbox" | "container", pod: string): string[] {
+  return [
+    "--annotation",
+    `io.kubernetes.cri.container-type=${type}`,
+    "--annotation",
+    `io.kubernetes.cri.sandbox-id=${pod}`,
+  ];
+}
+
 /** Mount points under `dir` in this (the shim's) mount namespace. */
 function mountsUnder(dir: string): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8")
@@ -63,12 +73,7 @@ for (const { version, snapshotter } of cases) {
       const pod = `sbx${version.replace(".", "")}${snapshotter}`;
       const vm = podVmId(c.address, "default", pod);
       const share = join(beetrootPaths().runDir, "vm", vm, "disks");
-      const cri = (type: string) => [
-        "--annotation",
-        `io.kubernetes.cri.container-type=${type}`,
-        "--annotation",
-        `io.kubernetes.cri.sandbox-id=${pod}`,
-      ];
+      const cri = (type: "sandbox" | "container") => criAnnotations(type, pod);
       await c.ctr(["run", "-d", ...RT, ...snap, ...cri("sandbox"), SANDBOX_IMAGE, pod, "sleep", "600"]);
       await waitFor(`${pod} running`, async () => (await taskStatus(c, pod)) === "RUNNING");
       const qemus = processesMatching(vm).filter((p) =>
@@ -136,12 +141,7 @@ for (const { version, snapshotter } of cases) {
       const pod = `kill${version.replace(".", "")}${snapshotter}`;
       const vm = podVmId(c.address, "default", pod);
       const share = join(beetrootPaths().runDir, "vm", vm, "disks");
-      const cri = (type: string) => [
-        "--annotation",
-        `io.kubernetes.cri.container-type=${type}`,
-        "--annotation",
-        `io.kubernetes.cri.sandbox-id=${pod}`,
-      ];
+      const cri = (type: "sandbox" | "container") => criAnnotations(type, pod);
       await c.ctr(["run", "-d", ...RT, ...snap, ...cri("sandbox"), SANDBOX_IMAGE, pod, "sleep", "600"]);
       await waitFor(`${pod} running`, async () => (await taskStatus(c, pod)) === "RUNNING");
       const app = `${pod}-app`;
