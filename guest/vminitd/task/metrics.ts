@@ -3,6 +3,9 @@
  * and kubelet decode), read the way containerd/cgroups' cgroup2 manager reads them. Missing files
  * (a controller not enabled) leave their section unset; a "max" limit reads as the largest uint64,
  * as containerd reports it.
+ *
+ * Only Stats needs this module and its descriptors (cgroups/v2/metrics.proto): task-service.ts
+ * imports it on the first Stats call, so a VM that never asks does not build them at boot.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
@@ -14,27 +17,9 @@ import {
   MetricsSchema,
   PidsStatSchema,
 } from "../../../api/gen/cgroups/v2/metrics_pb.ts";
+import { flatKeyed, u64 } from "./cgroup-text.ts";
 
 export type ReadFile = (path: string) => string | undefined;
-
-const MAX_U64 = 0xffff_ffff_ffff_ffffn;
-
-function u64(v: string | undefined): bigint {
-  if (v === undefined) return 0n;
-  const t = v.trim();
-  if (t === "max") return MAX_U64;
-  return /^\d+$/.test(t) ? BigInt(t) : 0n;
-}
-
-/** "key value" lines (cpu.stat, memory.stat, memory.events). */
-export function flatKeyed(text: string | undefined): Map<string, bigint> {
-  const out = new Map<string, bigint>();
-  for (const line of (text ?? "").split("\n")) {
-    const [k, v] = line.trim().split(/\s+/);
-    if (k && v !== undefined) out.set(k, u64(v));
-  }
-  return out;
-}
 
 function camel(snake: string): string {
   return snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -32,11 +32,11 @@ import { errorMessage, type Logger } from "../log.ts";
 import { GUEST_PATHS } from "../paths.ts";
 import type { ProcessExit } from "../reaper.ts";
 import type { ProgramRunner } from "../runner.ts";
+import { flatKeyed } from "./cgroup-text.ts";
 import { Crun, CrunError } from "./crun.ts";
 import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "./errors.ts";
 import type { EventHub } from "./events.ts";
 import { type Dial, ProcessIo, type StdioPorts } from "./io.ts";
-import { encodeMetrics, flatKeyed, readMetrics } from "./metrics.ts";
 import {
   mountRootfs,
   planRootfs,
@@ -551,6 +551,8 @@ export class TaskService {
         const c = this.container(req.id);
         if (!existsSync(c.cgroupDir))
           throw failedPrecondition(`container ${c.id} has no cgroup (it is ${c.init.status})`);
+        // Loaded on first use: its descriptors cost boot time every VM would pay (metrics.ts).
+        const { encodeMetrics, readMetrics } = await import("./metrics.ts");
         const metrics = readMetrics(c.cgroupDir, (path) => {
           try {
             return readFileSync(path, "utf8");
