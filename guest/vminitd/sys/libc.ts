@@ -20,6 +20,7 @@ const NR = {
   socketpair: 53,
   wait4: 61,
   kill: 62,
+  personality: 135,
   prctl: 157,
   sync: 162,
   mount: 165,
@@ -92,6 +93,19 @@ export function reboot(cmd: number): void {
 
 export function sync(): void {
   sys(NR.sync);
+}
+
+/** personality(2) flag: programs exec'd from now on get a fixed address-space layout. */
+export const ADDR_NO_RANDOMIZE = 0x0040000;
+/** personality(2) with this argument only reads the current persona. */
+const PERSONALITY_QUERY = 0xffff_ffff;
+
+/** Adds flags to this process's personality (inherited by children, kept across exec); returns it. */
+export function addPersonalityFlags(flags: number): number {
+  const current = check("personality", "query", sys(NR.personality, PERSONALITY_QUERY));
+  const wanted = current | flags;
+  check("personality", `0x${wanted.toString(16)}`, sys(NR.personality, wanted));
+  return wanted;
 }
 
 export function sethostname(name: string): void {

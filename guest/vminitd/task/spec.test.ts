@@ -47,6 +47,15 @@ function code(fn: () => unknown): number | undefined {
 }
 
 describe("prepareSpec", () => {
+  it("names the default personality unless the spec has one (vminitd's helpers run without ASLR)", () => {
+    const r = prepareSpec(JSON.stringify(base()), ctx);
+    expect((r.spec.linux as { personality?: unknown }).personality).toEqual({ domain: "LINUX" });
+    expect(r.notes.join("\n")).not.toMatch(/personality/);
+    const own = { ...base(), linux: { ...base().linux, personality: { domain: "LINUX32" } } };
+    const r2 = prepareSpec(JSON.stringify(own), ctx);
+    expect((r2.spec.linux as { personality?: unknown }).personality).toEqual({ domain: "LINUX32" });
+  });
+
   it("makes a CRI spec true inside the VM and says what it changed", () => {
     const r = prepareSpec(JSON.stringify(base()), ctx);
     const s = r.spec as ReturnType<typeof base>;

@@ -14,6 +14,11 @@
  *    namespace's: they leave the spec (crun refuses them without a new network namespace) and
  *    the guest sets them itself (`vmSysctls`). containerd 2.x puts two in every CRI pod
  *    (`enable_unprivileged_ports`, `enable_unprivileged_icmp`).
+ *  - a spec without linux.personality gets `{ domain: "LINUX" }`, the default persona: vminitd
+ *    runs its helpers (crun) with ADDR_NO_RANDOMIZE (main.ts, for TCG's sake), children inherit
+ *    personality flags, and crun's personality(PER_LINUX) before the container's exec clears the
+ *    flag again, so the container's processes (init and execs) get ASLR as they would anywhere.
+ *    Not a note: the container sees no difference.
  * Every change is reported in `notes`; what cannot be honoured is an InvalidArgument.
  */
 import { invalidArgument } from "./errors.ts";
@@ -158,6 +163,7 @@ export function prepareSpec(json: Uint8Array | string, ctx: SpecContext): Prepar
     cgroupsPath = replacement;
   }
   linux.cgroupsPath = cgroupsPath;
+  if (linux.personality === undefined) linux.personality = { domain: "LINUX" };
   spec.linux = linux;
 
   if (spec.mounts !== undefined) {
