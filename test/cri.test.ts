@@ -19,7 +19,7 @@ import {
 } from "../api/gen/k8s/cri-api/runtime/v1/api_pb.ts";
 import { type BeetrootPaths, beetrootPaths } from "../internal/config/paths.ts";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
-import { podVmId } from "../internal/shim/pod.ts";
+import { podVmId } from "../internal/shim/pod-id.ts";
 import { listOwners } from "../internal/state/ledger.ts";
 import { type ContainerdVersion, REPO, shimPidsOf } from "./fixtures/containerd.ts";
 import { CriClient, runtime } from "./fixtures/cri-client.ts";

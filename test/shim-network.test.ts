@@ -15,7 +15,7 @@ import { type BeetrootPaths, beetrootPaths } from "../internal/config/paths.ts";
 import { CniRuntime } from "../internal/network/cni/invoke.ts";
 import { createNetns, managedNetnsPath, removeNetns } from "../internal/network/netns.ts";
 import { managedNetnsName } from "../internal/network/network.ts";
-import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
+import { podVmId, vmLedgerOwner } from "../internal/shim/pod-id.ts";
 import { listOwners } from "../internal/state/ledger.ts";
 import {
   type ContainerdVersion,

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { beetrootPaths } from "../internal/config/paths.ts";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
-import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
+import { podVmId, vmLedgerOwner } from "../internal/shim/pod-id.ts";
 import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage, busyboxLayer, ociArchive } from "./fixtures/oci-image.ts";
 import { missingShimPrerequisites, processesMatching, taskStatus, waitFor } from "./fixtures/shim-e2e.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { beetrootPaths } from "../internal/config/paths.ts";
-import { podVmId, vmLedgerOwner } from "../internal/shim/pod.ts";
+import { podVmId, vmLedgerOwner } from "../internal/shim/pod-id.ts";
 import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
 import {

@@ -63,11 +63,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "delete": {
-      const [{ beetrootPaths }, { createLogger }, { runDelete }, { deleteReleasers }] = await Promise.all([
+      const [{ beetrootPaths }, { createLogger }, { runDelete }] = await Promise.all([
         import("../../internal/config/paths.ts"),
         import("../../internal/log/logger.ts"),
         import("../../internal/shim/delete.ts"),
-        import("../../internal/shim/host-runtime.ts"),
       ]);
       // containerd logs what reaches stderr here as warnings of the dead shim's cleanup.
       const log = createLogger({ fd: 2, level: "warn", fields: { id: flags.id } });
@@ -75,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
         flags,
         cwd: process.cwd(),
         paths: beetrootPaths(),
-        releasers: deleteReleasers(),
+        releasers: async () => (await import("../../internal/shim/host-runtime.ts")).deleteReleasers(),
         log,
       });
       await writeOut(outcome.output);

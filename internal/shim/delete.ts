@@ -5,14 +5,14 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeleteResponseSchema } from "../../api/gen/containerd/task/v2/shim_pb.ts";
 import type { BeetrootPaths } from "../config/paths.ts";
 import type { Logger } from "../log/logger.ts";
-import { type OwnerSweep, sweepOwner } from "../state/gc.ts";
-import { ledgerLocation } from "../state/ledger.ts";
+import type { OwnerSweep } from "../state/gc.ts";
+import { ledgerLocation } from "../state/ledger-location.ts";
 import type { Releasers } from "../state/releasers.ts";
 import { errorMessage } from "./errors.ts";
-import type { ShimFlags } from "./flags.ts";
+import { SHIM_BINARY_NAME, type ShimFlags } from "./flags.ts";
 import { groupIdOf, type OciSpec, parseSpec, podRoleOf } from "./oci.ts";
-import { podVmId, vmLedgerOwner } from "./pod.ts";
-import { canConnect } from "./start.ts";
+import { podVmId, vmLedgerOwner } from "./pod-id.ts";
+import { canConnect } from "./socket-address.ts";
 
 /** What `delete` reports for a task whose shim died: killed, now (as containerd's own shims do). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
@@ -33,6 +33,23 @@ function readSpecIfAny(bundle: string): OciSpec | undefined {
 }
 
 /**
+ * The pid of the shim server `start` spawned for this bundle, while it still runs. containerd runs
+ * `delete` every time a shim's connection closes, also after a clean Shutdown, when the server may
+ * still be powering its last VM off (Delete does not wait for that): the ledger is then its own.
+ */
+function liveServerPid(bundle: string, id: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(join(bundle, "shim.pid"), "utf8"), 10);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const idAt = argv.indexOf("-id");
+    const isOurs = argv.some((a) => a.includes(SHIM_BINARY_NAME)) && argv.includes("-socket");
+    return isOurs && idAt > 0 && argv[idAt + 1] === id ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * `delete`: containerd runs it (cwd = bundle) when a shim died or never started. Whatever the shim
  * left is released from the VM's resource ledger — QEMU, vhost-device-vsock, sockets, disks, TAP and
  * CNI — unless a live shim still holds that ledger. An app container of a pod leaves the pod's VM
@@ -42,7 +59,8 @@ export async function runDelete(opts: {
   flags: ShimFlags;
   cwd: string;
   paths: BeetrootPaths;
-  releasers: Releasers;
+  /** Loaded only for a sweep: they pull in the whole host stack. */
+  releasers: () => Promise<Releasers>;
   log: Logger;
 }): Promise<DeleteOutcome> {
   const { flags, log } = opts;
@@ -56,11 +74,20 @@ export async function runDelete(opts: {
   let sweep: OwnerSweep | undefined;
   const owner = vmLedgerOwner(podVmId(flags.address, flags.namespace, podId));
   if (role !== "container" && existsSync(ledgerLocation(owner, opts.paths))) {
-    try {
-      sweep = await sweepOwner(owner, { paths: opts.paths, releasers: opts.releasers, log });
-      log.info("delete: swept VM ledger", { owner, status: sweep.status, released: sweep.released.length });
-    } catch (err) {
-      log.warn("delete: sweeping the VM ledger failed", { owner, error: errorMessage(err) });
+    const serverPid = liveServerPid(bundle, flags.id);
+    if (serverPid !== undefined) {
+      log.info("delete: the shim still powers its VM off and releases the ledger itself", {
+        owner,
+        pid: serverPid,
+      });
+    } else {
+      try {
+        const { sweepOwner } = await import("../state/gc.ts");
+        sweep = await sweepOwner(owner, { paths: opts.paths, releasers: await opts.releasers(), log });
+        log.info("delete: swept VM ledger", { owner, status: sweep.status, released: sweep.released.length });
+      } catch (err) {
+        log.warn("delete: sweeping the VM ledger failed", { owner, error: errorMessage(err) });
+      }
     }
   }
 

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Mount } from "../../api/gen/containerd/types/mount_pb.ts";
 import type { Logger } from "../log/logger.ts";
 import type { GuestRootfsMount, MountTranslator, TranslatedRootfs } from "../storage/types.ts";
@@ -15,6 +14,7 @@ import {
 import type { GuestClient } from "./guest-client.ts";
 import { JsonObject, parseLossless, serializeLossless } from "./lossless-json.ts";
 import { groupIdOf, type OciSpec, podRoleOf } from "./oci.ts";
+import { podVmId } from "./pod-id.ts";
 import { type VmDefaults, vmSizeFor } from "./vm-size.ts";
 import type { Vm, VmDisk, Vmm, VmNetwork, VsockListener } from "./vmm.ts";
 
@@ -29,7 +29,12 @@ export interface ContainerSandbox {
   listenVsock(): Promise<VsockListener>;
   /** The bundle's config.json as the guest must see it on this VM's network (see specForVmNetwork). */
   guestSpec(raw: Uint8Array): Uint8Array;
-  /** The container is gone: drop its rootfs references; the last member powers the VM off. */
+  /** True while this container is its pod's only member: its release powers the VM off. */
+  endsPod(): boolean;
+  /**
+   * The container is gone: drop its rootfs references. The last member's release only starts
+   * powering the VM off, so containerd's Delete does not wait for it; PodManager.shutdown() does.
+   */
   release(): Promise<void>;
 }
 
@@ -52,19 +57,6 @@ export interface PodManager {
   shutdown(): Promise<void>;
   readonly podCount: number;
 }
-
-/**
- * The VM id of a pod: stable from containerd's address + namespace + pod id (like the shim socket),
- * so `delete` finds the VM's ledger (`vm-<id>`) after a crash and two containerds on one host never
- * collide; short and plain because it also is the guest's hostname.
- */
-export function podVmId(containerdAddress: string, namespace: string, podId: string): string {
-  const key = JSON.stringify([containerdAddress, namespace, podId]);
-  return `pod-${createHash("sha256").update(key).digest("hex").slice(0, 24)}`;
-}
-
-/** The ledger owner the VM launcher records a VM's host resources under. */
-export const vmLedgerOwner = (vmId: string): string => `vm-${vmId}`;
 
 /**
  * A spec whose network namespace entry has no path (`ctr run`) asks for a namespace of its own,
@@ -130,6 +122,8 @@ export interface PodManagerOptions {
 export class VmPodManager implements PodManager {
   private readonly pods = new Map<string, Pod>();
   private readonly pending = new Map<string, Promise<Pod>>();
+  /** Pods powering off after their last member left: shutdown() waits for them. */
+  private readonly endings = new Set<Promise<void>>();
   private vmExitHandler: (podId: string, members: readonly string[]) => void = () => {};
   private oomHandler: (containerId: string) => void = () => {};
 
@@ -282,12 +276,16 @@ export class VmPodManager implements PodManager {
       vmPid: pod.vm.pid,
       listenVsock: () => pod.vm.listenVsock(pod.port()),
       guestSpec: (raw) => specForVmNetwork(raw, pod.vm.network),
+      endsPod: () => !released && pod.members.size === 1 && pod.members.has(id),
       release: async () => {
         if (released) return;
         released = true;
         pod.members.delete(id);
-        if (pod.members.size === 0) await this.stopPod(pod);
-        else if (attached.length > 0) {
+        if (pod.members.size === 0) {
+          this.track(this.stopPod(pod).then(() => this.releaseRootfs(rootfs, id)));
+          return;
+        }
+        if (attached.length > 0) {
           // The guest unmounted them when it deleted the container; a stopped VM released them itself.
           await pod.vm.detachDisks?.(attached).catch((err: unknown) =>
             this.opts.log.error("detaching disks failed (the VM's stop or `beetroot gc` releases them)", {
@@ -297,9 +295,22 @@ export class VmPodManager implements PodManager {
             }),
           );
         }
-        await rootfs.release();
+        await this.releaseRootfs(rootfs, id);
       },
     };
+  }
+
+  private async releaseRootfs(rootfs: TranslatedRootfs, id: string): Promise<void> {
+    await rootfs
+      .release()
+      .catch((err: unknown) =>
+        this.opts.log.error("releasing a rootfs failed", { id, error: errorMessage(err) }),
+      );
+  }
+
+  private track(ending: Promise<void>): void {
+    this.endings.add(ending);
+    void ending.finally(() => this.endings.delete(ending));
   }
 
   /**
@@ -352,6 +363,7 @@ export class VmPodManager implements PodManager {
     const booting = await Promise.all([...this.pending.values()].map((p) => p.catch(() => undefined)));
     const pods = new Set([...this.pods.values(), ...booting.filter((p): p is Pod => p !== undefined)]);
     await Promise.all([...pods].map((p) => this.stopPod(p)));
+    await Promise.all([...this.endings]);
   }
 
   /** For tests and Connect: the pod a container runs in. */

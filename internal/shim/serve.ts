@@ -1,4 +1,4 @@
-import { closeSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createLogger, type Logger } from "../log/logger.ts";
 import type { MountTranslator } from "../storage/types.ts";
@@ -35,6 +35,16 @@ function reportReady(fd: number | undefined, line: string): void {
   } catch {
     // `start` gave up waiting and is gone; nothing to tell.
   }
+}
+
+/**
+ * Closing the listener already unlinked the socket, and a VM may power off for a while after that:
+ * by then a new shim for a container of the same id can have bound the same path. Only our own goes.
+ */
+function removeOwnSocket(path: string, inode: number | undefined): void {
+  try {
+    if (inode !== undefined && statSync(path).ino === inode) unlinkSync(path);
+  } catch {}
 }
 
 /**
@@ -78,15 +88,14 @@ export async function runServer(opts: {
       ...(host.vmDefaults ? { vmDefaults: host.vmDefaults } : {}),
     });
     let exiting: Promise<void> | undefined;
+    let socketInode: number | undefined;
     const shutdown = (reason: string): Promise<void> => {
       exiting ??= (async () => {
         log.info("shim exiting", { reason });
         await server?.close({ graceful: true, timeoutMs: 2_000 }).catch(() => {});
         await pods.shutdown();
         await publisher.close(3_000);
-        try {
-          unlinkSync(flags.socket);
-        } catch {}
+        removeOwnSocket(flags.socket, socketInode);
         process.exit(0);
       })();
       return exiting;
@@ -107,6 +116,7 @@ export async function runServer(opts: {
     registerTaskApi(server, svc);
     ensureSocketDir(dirname(flags.socket));
     await listenUnix(server, flags.socket, { mode: 0o600 });
+    socketInode = statSync(flags.socket).ino;
 
     process.on("SIGTERM", () => void shutdown("SIGTERM"));
     process.on("SIGINT", () => void shutdown("SIGINT"));

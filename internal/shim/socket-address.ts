@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { createConnection } from "node:net";
 import { posix } from "node:path";
 
 /** containerd's state dir default; shim sockets live in `<state>/s/`. */
@@ -35,4 +36,19 @@ export function shimSocketAddress(opts: {
 export function socketPath(address: string): string {
   if (!address.startsWith("unix://")) throw new Error(`not a unix:// socket address: ${address}`);
   return address.slice("unix://".length);
+}
+
+/** Whether something accepts connections on a unix socket path: a live shim (or containerd). */
+export function canConnect(path: string, timeoutMs = 200): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ path });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
 }

@@ -1,6 +1,5 @@
 import { execFile, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import { isSea } from "node:sea";
 import type { Readable } from "node:stream";
@@ -15,27 +14,13 @@ import { type ShimFlags, serveArgs } from "./flags.ts";
 import { groupIdOf, readBundleSpec } from "./oci.ts";
 import { configPathFromOptions } from "./runtime-options.ts";
 import { serverEnv } from "./server-flags.ts";
-import { DEFAULT_SOCKET_ROOT, shimSocketAddress, socketPath } from "./socket-address.ts";
+import { canConnect, DEFAULT_SOCKET_ROOT, shimSocketAddress, socketPath } from "./socket-address.ts";
 
 /** Env var through which `start` tells the server which fd to report readiness on. */
 export const READY_FD_ENV = "BEETROOT_SHIM_READY_FD";
 /** Overrides where shim sockets go (tests with a private containerd, hosts without /run/containerd). */
 export const SOCKET_DIR_ENV = "BEETROOT_SHIM_SOCKET_DIR";
 const READY_TIMEOUT_MS = 30_000;
-
-export function canConnect(path: string, timeoutMs = 200): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ path });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-}
 
 /** How to run this same program again: the SEA binary itself, or `node <bundle>` in development. */
 export function selfCommand(): { file: string; args: string[] } {

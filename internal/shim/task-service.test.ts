@@ -243,6 +243,27 @@ describe("TaskService", () => {
     );
   });
 
+  it("Delete of the last container skips the guest's delete, and waits for a Kill still in the guest", async () => {
+    await createTask("k2", ["sleep"]);
+    await svc.start(create(StartRequestSchema, { id: "k2" }));
+    const vm = vmm.vms[0]!;
+    let answerKill!: () => void;
+    vm.holdNext.set("kill", new Promise((r) => (answerKill = r)));
+    // The process dies at once, the Kill answers later: containerd may Delete in between.
+    const kill = svc.kill(create(KillRequestSchema, { id: "k2", signal: 9 }));
+    expect((await svc.wait(create(WaitRequestSchema, { id: "k2" }))).exitStatus).toBe(137);
+    const del = svc.delete(create(DeleteRequestSchema, { id: "k2" }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(vm.calls).not.toContain("stop");
+    answerKill();
+    await kill;
+    expect((await del).exitStatus).toBe(137);
+    expect(vm.calls).not.toContain("delete");
+    await svc.shutdown(create(ShutdownRequestSchema, {}));
+    await pods.shutdown();
+    expect(vm.calls).toContain("stop");
+  });
+
   it("execs: added → started → exit, with precise errors for bad exec ids", async () => {
     await createTask("e", ["sleep"]);
     await svc.start(create(StartRequestSchema, { id: "e" }));

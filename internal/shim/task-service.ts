@@ -43,7 +43,7 @@ import {
   wrapError,
 } from "./errors.ts";
 import type { EventInit, Topic } from "./events.ts";
-import { GUEST_CALL_TIMEOUT_MS } from "./guest-client.ts";
+import { GUEST_CALL_TIMEOUT_MS, type GuestClient } from "./guest-client.ts";
 import { type OciSpec, readBundleSpec } from "./oci.ts";
 import type { ContainerSandbox, PodManager } from "./pod.ts";
 import { type ExitInfo, ProcessRecord, type ProcessStatus } from "./process.ts";
@@ -100,6 +100,8 @@ interface ContainerRecord {
   readonly io: Map<string, StdioAttachment>;
   /** The VM died under the container: nothing in the guest to talk to any more. */
   vmLost: boolean;
+  /** Guest calls made for it that have not answered yet (Wait excepted): Delete lets them finish. */
+  readonly calls: Set<Promise<unknown>>;
 }
 
 /**
@@ -208,6 +210,7 @@ export class TaskService {
         execs: new Map(),
         io: new Map([["", io]]),
         vmLost: false,
+        calls: new Set(),
       };
       cleanup.release();
       this.containers.set(req.id, record);
@@ -236,7 +239,9 @@ export class TaskService {
     const { c, p } = this.process(req.id, req.execId);
     p.require("running", "start");
     if (p.starting) throw failedPrecondition(`cannot start ${p.label}: a start is already in progress`);
-    const call = c.sandbox.guest.task.start({ id: req.id, execId: req.execId }, this.guestOpts());
+    const call = this.guestCall(c, (task) =>
+      task.start({ id: req.id, execId: req.execId }, this.guestOpts()),
+    );
     p.starting = call;
     try {
       const { pid } = await call;
@@ -271,7 +276,10 @@ export class TaskService {
     }
     // A never-started process has no exit of its own: the guest's forced delete reports one.
     let guestExit: ExitInfo | undefined;
-    if (!c.vmLost) {
+    // An exited init that is its pod's last member: the VM powers off next and takes the container
+    // with it, so deleting it in the guest first (a `crun delete` under emulation) is wasted time.
+    const vmEndsWithIt = p.isInit && p.exit !== undefined && c.sandbox.endsPod();
+    if (!c.vmLost && !vmEndsWithIt) {
       try {
         const res = await c.sandbox.guest.task.delete({ id: req.id, execId: req.execId }, this.guestOpts());
         guestExit = { status: res.exitStatus, at: res.exitedAt ? timestampDate(res.exitedAt) : new Date() };
@@ -282,6 +290,9 @@ export class TaskService {
     }
     p.transition("deleted", "delete");
     const exit = p.exit ?? guestExit ?? { status: VM_LOST_EXIT_STATUS, at: new Date() };
+    // A Kill or ResizePty racing the exit may still be waiting for the guest: the VM must not power
+    // off under it (its caller would see the connection drop instead of an answer).
+    if (p.isInit) await Promise.allSettled([...c.calls]);
     const io = c.io.get(req.execId);
     // The guest closed its ends on delete: let what is still in flight reach containerd first.
     if (io && !c.vmLost) await this.drain(io, p);
@@ -343,9 +354,8 @@ export class TaskService {
       });
       cleanup.push("close stdio", () => io.close());
       try {
-        await c.sandbox.guest.task.exec(
-          { id: req.id, execId: req.execId, processJson, stdio: io.guest },
-          this.guestOpts(),
+        await this.guestCall(c, (task) =>
+          task.exec({ id: req.id, execId: req.execId, processJson, stdio: io.guest }, this.guestOpts()),
         );
       } catch (err) {
         throw wrapError(err, `exec ${req.execId} in container ${req.id}`);
@@ -365,9 +375,8 @@ export class TaskService {
     if (p.status === "stopped" || p.status === "deleted")
       throw notFound(`${p.label}: process already finished`);
     try {
-      await c.sandbox.guest.task.kill(
-        { id: req.id, execId: req.execId, signal: req.signal, all: req.all },
-        this.guestOpts(),
+      await this.guestCall(c, (task) =>
+        task.kill({ id: req.id, execId: req.execId, signal: req.signal, all: req.all }, this.guestOpts()),
       );
     } catch (err) {
       throw wrapError(err, `signalling ${p.label}`);
@@ -401,7 +410,7 @@ export class TaskService {
   async pids(req: PidsRequest): Promise<MessageInitShape<typeof PidsResponseSchema>> {
     const c = this.container(req.id);
     try {
-      const res = await c.sandbox.guest.task.pids({ id: req.id }, this.guestOpts());
+      const res = await this.guestCall(c, (task) => task.pids({ id: req.id }, this.guestOpts()));
       return { processes: res.processes.map((e) => ({ pid: e.pid })) };
     } catch (err) {
       throw wrapError(err, `listing processes of container ${req.id}`);
@@ -412,7 +421,7 @@ export class TaskService {
     const c = this.container(req.id);
     c.init.require("paused", "pause");
     try {
-      await c.sandbox.guest.task.pause({ id: req.id }, this.guestOpts());
+      await this.guestCall(c, (task) => task.pause({ id: req.id }, this.guestOpts()));
     } catch (err) {
       throw wrapError(err, `pausing container ${req.id}`);
     }
@@ -426,7 +435,7 @@ export class TaskService {
     if (c.init.status !== "paused")
       throw failedPrecondition(`cannot resume container ${req.id}: it is ${c.init.status}`);
     try {
-      await c.sandbox.guest.task.resume({ id: req.id }, this.guestOpts());
+      await this.guestCall(c, (task) => task.resume({ id: req.id }, this.guestOpts()));
     } catch (err) {
       throw wrapError(err, `resuming container ${req.id}`);
     }
@@ -448,9 +457,11 @@ export class TaskService {
     if (p.status === "stopped" || p.status === "deleted")
       throw notFound(`${p.label}: process already finished`);
     try {
-      await c.sandbox.guest.task.resizePty(
-        { id: req.id, execId: req.execId, width: req.width, height: req.height },
-        this.guestOpts(),
+      await this.guestCall(c, (task) =>
+        task.resizePty(
+          { id: req.id, execId: req.execId, width: req.width, height: req.height },
+          this.guestOpts(),
+        ),
       );
     } catch (err) {
       throw wrapError(err, `resizing the terminal of ${p.label}`);
@@ -477,9 +488,8 @@ export class TaskService {
       }
     }
     try {
-      await c.sandbox.guest.task.update(
-        { id: req.id, resourcesJson, annotations: req.annotations },
-        this.guestOpts(),
+      await this.guestCall(c, (task) =>
+        task.update({ id: req.id, resourcesJson, annotations: req.annotations }, this.guestOpts()),
       );
     } catch (err) {
       throw wrapError(err, `updating container ${req.id}`);
@@ -490,7 +500,7 @@ export class TaskService {
   async stats(req: StatsRequest): Promise<MessageInitShape<typeof StatsResponseSchema>> {
     const c = this.container(req.id);
     try {
-      const res = await c.sandbox.guest.task.stats({ id: req.id }, this.guestOpts());
+      const res = await this.guestCall(c, (task) => task.stats({ id: req.id }, this.guestOpts()));
       return { stats: create(AnySchema, { typeUrl: CGROUPS_V2_METRICS_TYPE, value: res.cgroup2Metrics }) };
     } catch (err) {
       throw wrapError(err, `reading metrics of container ${req.id}`);
@@ -512,6 +522,15 @@ export class TaskService {
       setImmediate(() => this.deps.onShutdown());
     }
     return {};
+  }
+
+  /** Makes a guest call for `c` that its Delete waits for. */
+  private guestCall<T>(c: ContainerRecord, call: (task: GuestClient["task"]) => Promise<T>): Promise<T> {
+    const pending = call(c.sandbox.guest.task);
+    c.calls.add(pending);
+    const settle = () => c.calls.delete(pending);
+    pending.then(settle, settle);
+    return pending;
   }
 
   // ---- exits ---------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type BeetrootPaths, beetrootPaths } from "../config/paths.ts";
+import { isOwnerName, LedgerError, ledgerLocation, ledgerRoot } from "./ledger-location.ts";
 import { destroyKv, type Kv, KvLockedError, KvMissingError, openKv } from "./level-store.ts";
 import { parseResource, type Resource } from "./resources.ts";
+
+export { LedgerError, ledgerLocation, ledgerRoot, validateOwner } from "./ledger-location.ts";
 
 /**
  * The resource ledger: what one owner (a VM, a shim) has created on the host, written before
@@ -41,13 +43,6 @@ export interface Ledger {
   close(): Promise<{ removed: boolean }>;
 }
 
-export class LedgerError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "LedgerError";
-  }
-}
-
 /** The owner's database is held by a live process (or by another handle in this process). */
 export class LedgerBusyError extends LedgerError {
   constructor(readonly owner: string) {
@@ -67,30 +62,9 @@ export class LedgerMissingError extends LedgerError {
   }
 }
 
-const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
 const ENTRY_PREFIX = "r!";
 const ENTRY_END = "r~";
 const ID_WIDTH = 12;
-
-export function validateOwner(owner: string): string {
-  if (!OWNER_RE.test(owner) || owner.includes("..")) {
-    throw new LedgerError(
-      `invalid ledger owner ${JSON.stringify(owner)}: use [A-Za-z0-9_.-], start alphanumeric, ≤200 chars`,
-    );
-  }
-  return owner;
-}
-
-export function ledgerLocation(
-  owner: string,
-  paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths(),
-): string {
-  return join(ledgerRoot(paths), validateOwner(owner));
-}
-
-export function ledgerRoot(paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths()): string {
-  return join(paths.libDir, "ledger");
-}
 
 /** Owners that have a database on disk, alive or not. */
 export function listOwners(paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths()): string[] {
@@ -101,7 +75,7 @@ export function listOwners(paths: Pick<BeetrootPaths, "libDir"> = beetrootPaths(
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
-  return names.filter((n) => OWNER_RE.test(n)).sort();
+  return names.filter(isOwnerName).sort();
 }
 
 function decodeEntry(owner: string, key: string, value: string): LedgerEntry {

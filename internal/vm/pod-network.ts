@@ -285,9 +285,16 @@ export async function launchPodVm(opts: PodVmOptions): Promise<PodVm> {
   }
 }
 
+/**
+ * How long a launch waits for the VM ledger of the same id to be let go. containerd's Delete of a
+ * pod's last container returns while its shim still powers the VM off (~0.2 s, up to the guest's
+ * shutdown grace), so `ctr run --rm` of the same id again may arrive while the old ledger is held.
+ */
+const PREVIOUS_VM_WAIT_MS = 20_000;
+
 /** Opens the VM's ledger and releases what a crashed VM with the same id left in it. */
 async function openVmLedger(owner: string, paths: BeetrootPaths, log: Logger): Promise<Ledger> {
-  const ledger = await openLedger(owner, paths);
+  const ledger = await openLedger(owner, paths, { waitMs: PREVIOUS_VM_WAIT_MS });
   if ((await ledger.list()).length > 0) {
     log.warn("releasing leftovers of a crashed VM with the same id", { owner });
     const { failed } = await releaseAll(ledger, allReleasers(), releaseContext(paths, log));

@@ -10,10 +10,10 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { connect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { execa, type Result } from "execa";
 import { loadHostDeps } from "../../hostdeps/index.ts";
+import { canConnect } from "../socket-address.ts";
 
 /**
  * A private containerd (2.1 or 1.7 from `beetroot setup`) with its own root, state, sockets and
@@ -104,16 +104,7 @@ export function shimPidsOf(address: string): number[] {
   return out;
 }
 
-export function canConnect(path: string): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      res(true);
-    });
-    s.once("error", () => res(false));
-  });
-}
+export { canConnect };
 
 /**
  * Stops a private containerd and the shims it started, then unmounts what it left under `dir`.

@@ -67,6 +67,8 @@ export class FakeVm implements Vm {
   stopped = false;
   /** Make the next guest call of this method fail with this error. */
   failNext = new Map<string, TtrpcError>();
+  /** Make the next guest call of this method answer only once this promise settles (after its effect). */
+  holdNext = new Map<string, Promise<void>>();
 
   constructor(
     readonly request: VmRequest,
@@ -87,6 +89,13 @@ export class FakeVm implements Vm {
       this.failNext.delete(method);
       throw e;
     }
+  }
+
+  private async held(method: string): Promise<void> {
+    const hold = this.holdNext.get(method);
+    this.holdNext.delete(method);
+    await hold;
+    if (this.stopped) throw new TtrpcError(Code.Unavailable, "VM is gone");
   }
 
   private proc(id: string, execId: string): FakeProc {
@@ -208,6 +217,7 @@ export class FakeVm implements Vm {
         this.check("kill");
         const p = this.proc(req.id!, req.execId ?? "");
         p.signal?.(req.signal ?? 15);
+        await this.held("kill");
         return create(EmptySchema);
       },
       delete: async (req) => {
