@@ -343,9 +343,13 @@ export class VmPodManager implements PodManager {
 
   private stopPod(pod: Pod): Promise<void> {
     pod.stopping ??= (async () => {
-      this.opts.log.info("stopping VM", { pod: pod.id });
+      // With no container left there is nothing for a guest shutdown to stop (its rootfs is
+      // read-only disks and tmpfs): killing the VMM saves emulated shutdown work while containerd
+      // still removes the snapshot. A shim told to go with containers running shuts them down.
+      const graceSeconds = pod.members.size === 0 ? 0 : (this.opts.stopGraceSeconds ?? 5);
+      this.opts.log.info("stopping VM", { pod: pod.id, grace_s: graceSeconds });
       try {
-        await pod.vm.stop({ graceSeconds: this.opts.stopGraceSeconds ?? 5 });
+        await pod.vm.stop({ graceSeconds });
       } catch (err) {
         this.opts.log.error("stopping VM failed", { pod: pod.id, error: errorMessage(err) });
       }

@@ -65,7 +65,8 @@ export interface Vm {
   detachDisks?(serials: readonly string[]): Promise<void>;
   /**
    * Powers the VM off (guest shutdown, then SIGKILL after a grace) and releases its host resources,
-   * the pod network last (TAPs, CNI DEL, namespace).
+   * the pod network last (TAPs, CNI DEL, namespace). `graceSeconds: 0`: no guest shutdown, the VMM
+   * is killed at once (its last container is gone: nothing in the guest needs stopping).
    */
   stop(opts?: { graceSeconds?: number }): Promise<void>;
   /** Settles when the VMM process is gone, however that happened, and its host resources are released. */

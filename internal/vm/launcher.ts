@@ -537,6 +537,7 @@ class QemuVm implements Vm {
       return this.exited;
     }
     if (this.state !== "running") return this.ending ?? this.exited;
+    if (opts.timeoutMs === 0) return this.kill();
     this.sm.to("stopping");
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;

@@ -113,7 +113,10 @@ export interface Vm {
   shareFile(name: string, hostPath: string): Promise<void>;
   /** Takes a shared disk away again (the guest must have unmounted it); unknown names are done. */
   unshareFile(name: string): Promise<void>;
-  /** Graceful: asks vminitd to power off, then QEMU to quit, then kills. Releases everything. */
+  /**
+   * Graceful: asks vminitd to power off, then QEMU to quit, then kills. Releases everything.
+   * `timeoutMs: 0` skips the guest and kills QEMU at once: for a VM with nothing left to stop in it.
+   */
   stop(opts?: { timeoutMs?: number }): Promise<VmExit>;
   /** Kills QEMU at once and releases everything. */
   kill(): Promise<VmExit>;
