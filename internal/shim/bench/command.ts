@@ -3,10 +3,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { busyboxImage } from "./oci-image.ts";
 import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./private-containerd.ts";
+import { RUN_PHASES, type RunPhaseName, runPhases } from "./run-phases.ts";
 
 /**
  * `beetroot bench run`: what a user of the runtime feels, against a private containerd.
- *  - wall time of `ctr run --rm IMG true`, beetroot vs runc (median of N after one warm-up);
+ *  - wall time of `ctr run --rm IMG true`, beetroot vs runc (median of N after one warm-up), and
+ *    where beetroot's goes (phases from containerd's debug log, run-phases.ts);
  *  - resident memory of the shim (2 s and 10 s after `ctr run -d`) and of the VMM while a container runs;
  *  - stdout throughput of `cat` of a <size> file through `ctr task exec` (vsock → FIFO → ctr), and
  *    the same `cat` into /dev/null inside the container (what the guest alone costs).
@@ -51,10 +53,12 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+const runId = (runtime: string, i: number) => `bench-${runtime.split(".").at(-2)}-${i}`;
+
 async function timeRuns(c: PrivateContainerd, runtime: string, runs: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i <= runs; i++) {
-    const id = `bench-${runtime.split(".").at(-2)}-${i}`;
+    const id = runId(runtime, i);
     const t0 = performance.now();
     const r = await c.ctr(["run", "--rm", "--runtime", runtime, IMAGE, id, "true"], {
       reject: false,
@@ -168,6 +172,15 @@ export async function main(args: string[]): Promise<number> {
 
     const beetroot = await timeRuns(c, "io.containerd.beetroot.v1", o.runs);
     const runc = await timeRuns(c, "io.containerd.runc.v2", o.runs);
+    const log = readFileSync(c.logFile, "utf8");
+    const perRun = Array.from({ length: o.runs }, (_, i) =>
+      runPhases(log, runId("io.containerd.beetroot.v1", i + 1)),
+    );
+    const phasesMs: Partial<Record<RunPhaseName, number>> = {};
+    for (const { name } of RUN_PHASES) {
+      const xs = perRun.map((r) => r[name]).filter((x): x is number => x !== undefined);
+      if (xs.length > 0) phasesMs[name] = median(xs);
+    }
 
     // Memory for the throughput file, which lives in the guest's tmpfs (see throughput()).
     const memoryMiB = Math.max(512, 384 + o.throughputMiB * 2);
@@ -212,6 +225,7 @@ export async function main(args: string[]): Promise<number> {
       containerd: o.containerd,
       runs: o.runs,
       ctrRunTrueMs: { beetroot: median(beetroot), runc: median(runc), beetrootAll: beetroot, runcAll: runc },
+      beetrootPhasesMs: phasesMs,
       shimRssMiB: shimRss / 1024,
       shimRssSettledMiB: shimRssSettled / 1024,
       vmmRssMiB: vmmRss / 1024,
@@ -227,6 +241,8 @@ export async function main(args: string[]): Promise<number> {
         [
           `containerd ${o.containerd}, median of ${o.runs} runs after one warm-up`,
           `ctr run --rm IMG true   beetroot ${f(result.ctrRunTrueMs.beetroot)} ms   runc ${f(result.ctrRunTrueMs.runc)} ms`,
+          "  where beetroot's goes (median per phase, containerd's debug log):",
+          ...Object.entries(phasesMs).map(([name, ms]) => `    ${name.padEnd(32)} ${f(ms)} ms`),
           `shim RSS                ${result.shimRssMiB.toFixed(1)} MiB 2 s after start, ${result.shimRssSettledMiB.toFixed(1)} MiB 10 s after (VMM processes ${result.vmmRssMiB.toFixed(1)} MiB)`,
           result.execStdoutMiBPerS === null
             ? `exec stdout throughput  FAILED: ${throughputError}`
