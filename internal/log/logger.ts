@@ -32,23 +32,46 @@ export function formatLine(level: Level, msg: string, fields: Fields, now = new 
   return `${line}\n`;
 }
 
-export function createLogger(opts: { fd: number | null; level?: Level; fields?: Fields }): Logger {
+/** Where warnings and errors go once the fd's reader is gone for good (EPIPE). */
+export type OrphanSink = (level: Level, line: string) => void;
+
+interface LoggerOptions {
+  fd: number | null;
+  level?: Level;
+  fields?: Fields;
+  /** Takes warn and error lines after a write found no reader (EPIPE); loggers made by with() share it. */
+  orphaned?: OrphanSink;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  return makeLogger(opts, { readerGone: false });
+}
+
+function makeLogger(opts: LoggerOptions, state: { readerGone: boolean }): Logger {
   const min = order[opts.level ?? "info"];
   const base = opts.fields ?? {};
   const emit = (level: Level, msg: string, fields?: Fields) => {
     if (opts.fd === null || order[level] < min) return;
-    try {
-      writeSync(opts.fd, formatLine(level, msg, { ...base, ...fields }));
-    } catch {
-      // A reader that went away (containerd restarted, FIFO closed) must not take the shim down.
+    const line = formatLine(level, msg, { ...base, ...fields });
+    if (!state.readerGone) {
+      try {
+        writeSync(opts.fd, line);
+        return;
+      } catch (err) {
+        // A reader that went away (containerd restarted, FIFO closed) must not take the shim down.
+        // EAGAIN (a full pipe) drops this line only; EPIPE means nobody will read again.
+        if ((err as NodeJS.ErrnoException).code !== "EPIPE") return;
+        state.readerGone = true;
+      }
     }
+    if (order[level] >= order.warn) opts.orphaned?.(level, line);
   };
   return {
     debug: (m, f) => emit("debug", m, f),
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
-    with: (fields) => createLogger({ ...opts, fields: { ...base, ...fields } }),
+    with: (fields) => makeLogger({ ...opts, fields: { ...base, ...fields } }, state),
   };
 }
 

@@ -1,12 +1,13 @@
 import { closeSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { kmsgSink } from "../log/kmsg.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import type { MountTranslator } from "../storage/types.ts";
 import { Server } from "../ttrpc/server.ts";
 import { listenUnix } from "../ttrpc/unix-listener.ts";
 import { errorMessage } from "./errors.ts";
 import { EventPublisher } from "./events.ts";
-import type { ShimFlags } from "./flags.ts";
+import { SHIM_BINARY_NAME, type ShimFlags } from "./flags.ts";
 import { TtrpcEventForwarder } from "./forwarder.ts";
 import { openLogFifo } from "./log-fifo.ts";
 import { VmPodManager } from "./pod.ts";
@@ -64,6 +65,9 @@ export async function runServer(opts: {
     fd: openLogFifo(join(bundle, "log")),
     level: flags.debug ? "debug" : "info",
     fields: { runtime: RUNTIME_NAME, namespace: flags.namespace },
+    // containerd stops reading the FIFO when it closes the connection, before the last VM's
+    // teardown has finished (docs/shim.md "Exit"): its failures still need a record.
+    orphaned: kmsgSink(`${SHIM_BINARY_NAME}[${process.pid}]`),
   });
   // containerd starts the shim in the bundle and deletes that directory once it takes the shim for
   // dead, possibly while the shim still tears a pod down: nothing it spawns from then on (CNI
