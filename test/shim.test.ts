@@ -73,6 +73,15 @@ for (const version of ["2.1", "1.7"] as ContainerdVersion[]) {
       }
     });
 
+    // The last container's Delete answers before its VM is gone (docs/shim.md "Exit"): the same id
+    // right after must wait for the old VM's ledger, not collide with it or lose its socket.
+    it("ctr run --rm of the same id again, at once, while the first VM still powers off", async () => {
+      for (const n of [1, 2, 3]) {
+        const r = await c.ctr(["run", "--rm", ...RT, IMAGE, "again", "echo", `run ${n}`]);
+        expect(r.stdout).toBe(`run ${n}\n`);
+      }
+    });
+
     it("pipes stdin", async () => {
       const r = await c.ctr(["run", "--rm", ...RT, IMAGE, "stdin1", "sh", "-c", "cat; echo done"], {
         input: "line one\nline two\n",
