@@ -16,7 +16,6 @@ import { HostLink } from "./host-link.ts";
 import { InfoSource, readText, uptimeSeconds } from "./info.ts";
 import { createLogger, errorMessage, type Level, type Logger } from "./log.ts";
 import { applyMounts, EARLY_MOUNTS, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "./mounts.ts";
-import { GUEST_PATHS } from "./paths.ts";
 import { Reaper } from "./reaper.ts";
 import { createRunner } from "./runner.ts";
 import { SelfTests } from "./selftests.ts";
@@ -29,7 +28,6 @@ import {
   mount,
   SyscallError,
   sethostname,
-  setIdleScheduling,
   setRealtimeClock,
   umount2,
 } from "./sys/libc.ts";
@@ -46,36 +44,6 @@ import { VMINITD_VERSION } from "./version.ts";
 const RECONNECT_WINDOW_MS = 10_000;
 /** Grace for processes when the VM powers off because the host is gone. */
 const ORPHAN_GRACE_SECONDS = 2;
-/**
- * Runs `crun --version` once, in the background, after the host's first Info was answered: the
- * first `crun create` then finds ld.so, libc and crun's start-up translated by TCG (reusable at
- * the same addresses, see ADDR_NO_RANDOMIZE below) and their pages cached. The host spends the
- * time after boot on its own side (pod network, stdio listeners), so this mostly fills idle vCPU
- * time: first create −40-50 ms, first start −40 ms (docs/boot-time.md, fourth round). It runs
- * SCHED_IDLE; a call arriving meanwhile still loses ~30 ms to it (exec, page cache, reaping).
- */
-function warmCrunOnce(run: ReturnType<typeof createRunner>, log: Logger): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    setTimeout(() => {
-      run([GUEST_PATHS.crun, "--version"], {
-        timeoutMs: 10_000,
-        maxOutputBytes: 4096,
-        // Behind everything else: the host's next calls (ConfigureNetwork) should not wait for it.
-        onSpawn: (pid) => {
-          try {
-            setIdleScheduling(pid, true);
-          } catch {
-            // it exited already
-          }
-        },
-      }).catch((err: unknown) => log.warn("crun warm-up failed", { error: errorMessage(err) }));
-    }, 0);
-  };
-}
-
 /** Backstop for a lost SIGCHLD (none should be lost: every signal triggers a full scan). */
 const REAP_POLL_MS = 5_000;
 const MNT_DETACH = 2;
@@ -140,7 +108,6 @@ async function boot(early: Logger): Promise<void> {
   setInterval(() => reaper.schedule(), REAP_POLL_MS);
   reaper.schedule();
   const run = createRunner(reaper);
-  const warmCrun = warmCrunOnce(run, log);
 
   const server = new Server({ logger: log });
   let link: HostLink | undefined;
@@ -176,11 +143,7 @@ async function boot(early: Logger): Promise<void> {
   server.register(
     System,
     systemService({
-      info: async () => {
-        const answer = info.info();
-        warmCrun(); // starts once this answer is on its way
-        return answer;
-      },
+      info: async () => info.info(),
       health: () => {
         if (shutdown.inProgress) return { ok: false, detail: "shutting down" };
         const s = reaper.stats;

@@ -21,7 +21,6 @@ const NR = {
   wait4: 61,
   kill: 62,
   personality: 135,
-  sched_setscheduler: 144,
   prctl: 157,
   sync: 162,
   mount: 165,
@@ -107,19 +106,6 @@ export function addPersonalityFlags(flags: number): number {
   const wanted = current | flags;
   check("personality", `0x${wanted.toString(16)}`, sys(NR.personality, wanted));
   return wanted;
-}
-
-const SCHED_OTHER = 0;
-const SCHED_IDLE = 5;
-
-/**
- * SCHED_IDLE (runs only when nothing else on its CPU wants to) or back to SCHED_OTHER, for `pid`;
- * 0 is the calling thread, whose policy the processes it forks inherit.
- */
-export function setIdleScheduling(pid: number, idle: boolean): void {
-  const param = new Int32Array(1); // struct sched_param { int sched_priority; } = 0
-  const policy = idle ? SCHED_IDLE : SCHED_OTHER;
-  check("sched_setscheduler", `pid ${pid} policy ${policy}`, sys(NR.sched_setscheduler, pid, policy, param));
 }
 
 export function sethostname(name: string): void {
