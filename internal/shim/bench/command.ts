@@ -181,6 +181,10 @@ export async function main(args: string[]): Promise<number> {
       const xs = perRun.map((r) => r[name]).filter((x): x is number => x !== undefined);
       if (xs.length > 0) phasesMs[name] = median(xs);
     }
+    // ctr's own start, image and container records, snapshot prepare/remove: the wall time no phase covers.
+    const outsideMs = median(
+      perRun.map((r, i) => beetroot[i]! - Object.values(r).reduce((a, b) => a + (b ?? 0), 0)),
+    );
 
     // Memory for the throughput file, which lives in the guest's tmpfs (see throughput()).
     const memoryMiB = Math.max(512, 384 + o.throughputMiB * 2);
@@ -226,6 +230,7 @@ export async function main(args: string[]): Promise<number> {
       runs: o.runs,
       ctrRunTrueMs: { beetroot: median(beetroot), runc: median(runc), beetrootAll: beetroot, runcAll: runc },
       beetrootPhasesMs: phasesMs,
+      beetrootOutsidePhasesMs: outsideMs,
       shimRssMiB: shimRss / 1024,
       shimRssSettledMiB: shimRssSettled / 1024,
       vmmRssMiB: vmmRss / 1024,
@@ -243,6 +248,7 @@ export async function main(args: string[]): Promise<number> {
           `ctr run --rm IMG true   beetroot ${f(result.ctrRunTrueMs.beetroot)} ms   runc ${f(result.ctrRunTrueMs.runc)} ms`,
           "  where beetroot's goes (median per phase, containerd's debug log):",
           ...Object.entries(phasesMs).map(([name, ms]) => `    ${name.padEnd(32)} ${f(ms)} ms`),
+          `    ${"ctr and containerd, outside".padEnd(32)} ${f(outsideMs)} ms`,
           `shim RSS                ${result.shimRssMiB.toFixed(1)} MiB 2 s after start, ${result.shimRssSettledMiB.toFixed(1)} MiB 10 s after (VMM processes ${result.vmmRssMiB.toFixed(1)} MiB)`,
           result.execStdoutMiBPerS === null
             ? `exec stdout throughput  FAILED: ${throughputError}`

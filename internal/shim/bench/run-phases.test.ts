@@ -33,7 +33,6 @@ describe("runPhases", () => {
       "start → exit reported": 160,
       "exit → Delete answered": 9,
       "Shutdown + containerd's delete": 92,
-      "snapshot removal (containerd)": 32,
     });
   });
 
