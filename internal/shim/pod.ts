@@ -344,8 +344,9 @@ export class VmPodManager implements PodManager {
   private stopPod(pod: Pod): Promise<void> {
     pod.stopping ??= (async () => {
       // With no container left there is nothing for a guest shutdown to stop (its rootfs is
-      // read-only disks and tmpfs): killing the VMM saves emulated shutdown work while containerd
-      // still removes the snapshot. A shim told to go with containers running shuts them down.
+      // read-only disks and tmpfs): killing the VMM saves the emulated power-off's CPU, which the
+      // host otherwise spends beside containerd's cleanup of this run and the start of the next.
+      // A shim told to go with containers running shuts them down.
       const graceSeconds = pod.members.size === 0 ? 0 : (this.opts.stopGraceSeconds ?? 5);
       this.opts.log.info("stopping VM", { pod: pod.id, grace_s: graceSeconds });
       try {

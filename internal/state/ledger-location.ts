@@ -1,10 +1,7 @@
+// Where ledgers live, apart from ledger.ts: the shim's `delete` asks whether a VM left one before
+// it loads LevelDB's native addon, which only a sweep needs.
 import { join } from "node:path";
 import { type BeetrootPaths, beetrootPaths } from "../config/paths.ts";
-
-/**
- * Where ledgers live, apart from ledger.ts: the shim's `delete` asks whether a VM left one before
- * it loads LevelDB's native addon, which only a sweep needs.
- */
 
 export class LedgerError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -19,7 +16,7 @@ const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
 export const isOwnerName = (name: string): boolean => OWNER_RE.test(name);
 
 export function validateOwner(owner: string): string {
-  if (!OWNER_RE.test(owner) || owner.includes("..")) {
+  if (!isOwnerName(owner) || owner.includes("..")) {
     throw new LedgerError(
       `invalid ledger owner ${JSON.stringify(owner)}: use [A-Za-z0-9_.-], start alphanumeric, ≤200 chars`,
     );
