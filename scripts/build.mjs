@@ -2,6 +2,7 @@
 // shim run on Node 20, vminitd runs on Bun inside the guest.
 import { build } from "esbuild";
 import { shimTarget } from "../cmd/containerd-shim-beetroot-v1/build.mjs";
+import { predecodedDescriptorsPlugin } from "./predecoded-descriptors.mjs";
 
 const nodeBanner = [
   "#!/usr/bin/env node",
@@ -19,6 +20,7 @@ export const targets = [
     banner: { js: nodeBanner },
     // level (classic-level) finds its native prebuild relative to its own files: load it from node_modules.
     external: ["level"],
+    plugins: [predecodedDescriptorsPlugin],
   },
   {
     // vminitd, the guest's PID 1, run by Bun from the guest image (guest/build copies it there).
@@ -29,8 +31,9 @@ export const targets = [
     target: "esnext",
     external: ["bun:ffi"],
     sourcemap: false,
+    plugins: [predecodedDescriptorsPlugin],
   },
-  shimTarget,
+  { ...shimTarget, plugins: [predecodedDescriptorsPlugin, ...shimTarget.plugins] },
 ];
 
 const only = process.argv[2];
