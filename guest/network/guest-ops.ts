@@ -1,7 +1,8 @@
 /**
  * The Bun side of System.ConfigureNetwork / NetworkStatus: apply a config through the FFI
- * rtnetlink socket, read the kernel's view back, and write resolv.conf. vminitd loads this module
- * lazily (it needs vminitd's native addon), so the service logic around it stays testable under Node.
+ * rtnetlink socket, read the kernel's view back, and write resolv.conf. It loads vminitd's native
+ * addon: vminitd's main.ts hands it to the System service, which names only its type, so the
+ * service logic around it stays testable under Node.
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";

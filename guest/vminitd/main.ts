@@ -9,6 +9,7 @@ import { chownSync, existsSync, mkdirSync, writeFileSync, writeSync } from "node
 import { System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { Task } from "../../api/gen/beetroot/guest/v1/task_pb.ts";
 import { Server } from "../../internal/ttrpc/index.ts";
+import { bunNetworkOps } from "../network/guest-ops.ts";
 import { type CgroupSetup, setupCgroup2 } from "./cgroup.ts";
 import { parseBootParams } from "./cmdline.ts";
 import { realClock } from "./dial.ts";
@@ -16,6 +17,7 @@ import { HostLink } from "./host-link.ts";
 import { InfoSource, readText, uptimeSeconds } from "./info.ts";
 import { createLogger, errorMessage, type Level, type Logger } from "./log.ts";
 import { applyMounts, EARLY_MOUNTS, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "./mounts.ts";
+import { GuestNetworkService } from "./network-service.ts";
 import { Reaper } from "./reaper.ts";
 import { createRunner } from "./runner.ts";
 import { SelfTests } from "./selftests.ts";
@@ -154,6 +156,10 @@ async function boot(early: Logger): Promise<void> {
       },
       beginShutdown,
       selfTests: new SelfTests(run),
+      // Imported statically like everything vminitd runs: a dynamic import() makes esbuild wrap
+      // the modules it reaches in lazy initialisers, @bufbuild/protobuf included, and those run
+      // all of its indexes' modules, descriptor.proto's boot among them (docs/boot-time.md).
+      network: new GuestNetworkService(bunNetworkOps),
     }),
   );
 

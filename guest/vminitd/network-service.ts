@@ -3,7 +3,7 @@
  * spliced the VM's NICs onto the pod interfaces (internal/network) and sends what those interfaces
  * held; this applies it once, writes resolv.conf where container bundles can bind it, and answers
  * with what the kernel then holds. The netlink work sits behind `GuestNetworkOps`
- * (guest/network/guest-ops.ts, Bun FFI), loaded on first use.
+ * (guest/network/guest-ops.ts, through vminitd's addon), created on first use.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type {

@@ -2,6 +2,7 @@ import { Duplex, PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { Client, Code, Server, TtrpcError } from "../../internal/ttrpc/index.ts";
+import { GuestNetworkService } from "./network-service.ts";
 import type { ProgramRunner } from "./runner.ts";
 import { SelfTests } from "./selftests.ts";
 import { systemService } from "./system-service.ts";
@@ -30,6 +31,9 @@ describe("System service over TTRPC", () => {
         health: () => ({ ok: true, detail: "fine" }),
         beginShutdown: (reason, grace) => shutdowns.push([reason, grace]),
         selfTests: new SelfTests(runner),
+        network: new GuestNetworkService(() => {
+          throw new Error("this test has no network");
+        }),
       }),
     );
     const [a, b] = duplexPair();

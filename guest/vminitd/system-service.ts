@@ -2,7 +2,7 @@
 import type { System } from "../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { Code, type ServiceImpl, TtrpcError } from "../../internal/ttrpc/index.ts";
 import type { HealthInit, InfoInit } from "./info.ts";
-import { GuestNetworkService } from "./network-service.ts";
+import type { GuestNetworkService } from "./network-service.ts";
 import { type SelfTests, UnknownSelfTestError } from "./selftests.ts";
 
 export const DEFAULT_GRACE_SECONDS = 10;
@@ -17,14 +17,15 @@ export interface SystemServiceDeps {
    */
   beginShutdown(reason: string, graceSeconds: number): void;
   readonly selfTests: SelfTests;
-  /** ConfigureNetwork / NetworkStatus; by default the Bun FFI netlink implementation, loaded on first use. */
-  readonly network?: GuestNetworkService;
+  /**
+   * ConfigureNetwork / NetworkStatus. vminitd passes the addon's netlink implementation
+   * (guest/network/guest-ops.ts); this module only names the type, so it loads under Node too.
+   */
+  readonly network: GuestNetworkService;
 }
 
 export function systemService(deps: SystemServiceDeps): ServiceImpl<typeof System> {
-  const network =
-    deps.network ??
-    new GuestNetworkService(async () => (await import("../network/guest-ops.ts")).bunNetworkOps());
+  const { network } = deps;
   return {
     info: () => deps.info(),
     health: () => deps.health(),

@@ -37,6 +37,7 @@ import { Crun, CrunError } from "./crun.ts";
 import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "./errors.ts";
 import type { EventHub } from "./events.ts";
 import { type Dial, ProcessIo, type StdioPorts } from "./io.ts";
+import { encodeMetrics, readMetrics } from "./metrics.ts";
 import {
   mountRootfs,
   planRootfs,
@@ -551,8 +552,6 @@ export class TaskService {
         const c = this.container(req.id);
         if (!existsSync(c.cgroupDir))
           throw failedPrecondition(`container ${c.id} has no cgroup (it is ${c.init.status})`);
-        // Loaded on first use: its descriptors cost boot time every VM would pay (metrics.ts).
-        const { encodeMetrics, readMetrics } = await import("./metrics.ts");
         const metrics = readMetrics(c.cgroupDir, (path) => {
           try {
             return readFileSync(path, "utf8");
