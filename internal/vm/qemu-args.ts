@@ -189,6 +189,9 @@ export function buildKernelCmdline(c: GuestCmdline): string {
     // On one vCPU the kernel would rewrite each of its ~8,000 LOCK prefixes to a NOP (SMP
     // alternatives → UP): self-modifying code TCG pays ~70 ms for, with the guest clock stopped.
     "noreplace-smp",
+    // No loop devices made at boot (8 by default: 16 ms of initcall under TCG); loop-control and
+    // opening /dev/loopN still create them on demand.
+    "max_loop=0",
     ...(c.tscKhz ? [`tsc_early_khz=${c.tscKhz}`] : []),
     ...(c.lapicTimerPeriod ? [`lapic_timer_period=${c.lapicTimerPeriod}`] : []),
     `beetroot.port=${c.port}`,
