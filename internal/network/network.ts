@@ -14,10 +14,11 @@ import { Rtnl } from "../rtnetlink/rtnl.ts";
 import { NetlinkError } from "../rtnetlink/socket.ts";
 import type { Ledger } from "../state/ledger.ts";
 import { CleanupStack } from "./cleanup-stack.ts";
-import { type LoadedConfList, loadConfList } from "./cni/config.ts";
+import { EMBEDDED_SOURCE, type LoadedConfList, loadConfList } from "./cni/config.ts";
 import { CniRuntime, type CniRuntimeConf, validateRuntimeConf } from "./cni/invoke.ts";
 import type { CniResult } from "./cni/result.ts";
 import { discoverPodNetwork, type PodInterface } from "./discover.ts";
+import { embeddedMasquerade, ensureMasquerade } from "./masquerade.ts";
 import { loadNativeNet, type NativeNet } from "./native/addon.ts";
 import { createNetns, managedNetnsPath, removeNetns } from "./netns.ts";
 import { openTap, tapName } from "./tap.ts";
@@ -234,6 +235,10 @@ class PodNetworkImpl implements Network {
         () => removeNetns(native, nsPath),
       );
       this.log.info("created network namespace", { netns, network: conf.list.name, config: conf.source });
+      // The embedded network's outbound NAT is one rule for its subnet, made beside the ADD.
+      const nat =
+        conf.source === EMBEDDED_SOURCE ? ensureMasquerade(embeddedMasquerade(conf.list)) : undefined;
+      nat?.catch(() => {}); // awaited below, after the ADD
       let added: CniResult | undefined;
       await this.record(
         "cni",
@@ -245,6 +250,7 @@ class PodNetworkImpl implements Network {
         // After a failed ADD too: the spec asks runtimes to DEL whatever a partial ADD left.
         () => cni.del(conf.list, full, added),
       );
+      await nat;
       cniResult = added;
       if (cniResult) dns = cniDns(cniResult) ?? hostDns(this.opts.hostResolvConf);
       this.log.info("CNI ADD done", { netns, ips: cniResult?.ips.map((i) => i.address).join(",") });
