@@ -1,13 +1,11 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DeleteResponseSchema } from "../../api/gen/containerd/task/v2/shim_pb.ts";
 import type { BeetrootPaths } from "../config/paths.ts";
 import type { Logger } from "../log/logger.ts";
 import type { OwnerSweep } from "../state/gc.ts";
 import { ledgerLocation } from "../state/ledger-location.ts";
 import type { Releasers } from "../state/releasers.ts";
+import { encodeDeleteResponse } from "./delete-response.ts";
 import { errorMessage } from "./errors.ts";
 import { SHIM_BINARY_NAME, type ShimFlags } from "./flags.ts";
 import { groupIdOf, type OciSpec, parseSpec, podRoleOf } from "./oci.ts";
@@ -107,13 +105,6 @@ export async function runDelete(opts: {
     }
   }
 
-  const output = toBinary(
-    DeleteResponseSchema,
-    create(DeleteResponseSchema, {
-      pid: 0,
-      exitStatus: DEAD_SHIM_EXIT_STATUS,
-      exitedAt: timestampFromDate(new Date()),
-    }),
-  );
+  const output = encodeDeleteResponse({ pid: 0, exitStatus: DEAD_SHIM_EXIT_STATUS, exitedAt: new Date() });
   return { output, ...(sweep ? { sweep } : {}), removedSocket };
 }

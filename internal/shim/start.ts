@@ -5,14 +5,12 @@ import { isSea } from "node:sea";
 import type { Readable } from "node:stream";
 import {
   type BootstrapInput,
-  encodeBootstrapReply,
+  legacyReply,
   legacyReplyVersion,
   parseContainerdMajor,
-  sniffBootstrapInput,
-} from "./bootstrap.ts";
+} from "./bootstrap-legacy.ts";
 import { type ShimFlags, serveArgs } from "./flags.ts";
 import { groupIdOf, readBundleSpec } from "./oci.ts";
-import { configPathFromOptions } from "./runtime-options.ts";
 import { serverEnv } from "./server-flags.ts";
 import { canConnect, DEFAULT_SOCKET_ROOT, shimSocketAddress, socketPath } from "./socket-address.ts";
 
@@ -115,7 +113,14 @@ export async function runStart(opts: {
   if (flags.namespace === "") throw new Error("shim namespace cannot be empty");
   if (flags.id === "") throw new Error("shim id cannot be empty");
   const bundle = flags.bundle || opts.cwd;
-  const bootstrap = sniffBootstrapInput(opts.stdin, { id: flags.id, namespace: flags.namespace });
+  // containerd ≤ 2.2 without runtime options sends nothing: then the protobuf runtime stays unloaded.
+  const bootstrap: BootstrapInput =
+    opts.stdin.length === 0
+      ? { format: "legacy" }
+      : (await import("./bootstrap.ts")).sniffBootstrapInput(opts.stdin, {
+          id: flags.id,
+          namespace: flags.namespace,
+        });
   const { spec } = readBundleSpec(bundle);
   const group = groupIdOf(spec.annotations, flags.id);
   const socketRoot = bootstrap.socketDir ?? env[SOCKET_DIR_ENV] ?? DEFAULT_SOCKET_ROOT;
@@ -138,15 +143,23 @@ export async function runStart(opts: {
     if (existsSync(path)) unlinkSync(path); // left by a dead shim
     ensureSocketDir(dirname(path));
     // A RuntimeClass's ConfigPath becomes the server's config file (paths.ts reads BEETROOT_CONFIG).
-    const configPath = configPathFromOptions(bootstrap.runtimeOptions);
+    const configPath = bootstrap.runtimeOptions
+      ? (await import("./runtime-options.ts")).configPathFromOptions(bootstrap.runtimeOptions)
+      : undefined;
     const serverEnv = configPath ? { ...env, BEETROOT_CONFIG: configPath } : env;
     const pid = await spawnServer({ flags, bundle, socket: path, env: serverEnv });
     writeBundleFile(bundle, "shim.pid", String(pid));
   }
   writeBundleFile(bundle, "address", address);
 
-  const version = bootstrap.format === "legacy" ? legacyReplyVersion(await major) : 3;
-  const output = encodeBootstrapReply(bootstrap.format, { version, address, protocol: "ttrpc" });
+  const output =
+    bootstrap.format === "legacy"
+      ? legacyReply({ version: legacyReplyVersion(await major), address, protocol: "ttrpc" })
+      : (await import("./bootstrap.ts")).encodeBootstrapReply(bootstrap.format, {
+          version: 3,
+          address,
+          protocol: "ttrpc",
+        });
   return { output, address, reused, bootstrap };
 }
 
