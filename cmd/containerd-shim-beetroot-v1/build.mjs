@@ -18,6 +18,7 @@ import {
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildSync } from "esbuild";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -26,6 +27,9 @@ const require = createRequire(import.meta.url);
 const OUT = "dist/containerd-shim-beetroot-v1";
 const BUNDLE = `${OUT}.cjs`;
 const SENTINEL = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+const LOADER = `${OUT}-loader.cjs`;
+/** loader.ts's BUNDLE_ASSET. */
+const BUNDLE_ASSET = "containerd-shim-beetroot-v1.cjs";
 
 /** Native addons the bundle loads through native-addon.ts instead of node-gyp-build. */
 function nativeAddons() {
@@ -52,14 +56,38 @@ const addonPlugin = {
   },
 };
 
+/**
+ * The executable's main script is loader.ts, which runs the bundle (an asset) through V8 code
+ * caches of its own, one per V8 flag set: Node's build-time cache is made without flags, and the
+ * server runs with some (loader.ts says why). The bundle's hash names those caches.
+ */
+function buildLoader() {
+  const sha256 = createHash("sha256")
+    .update(readFileSync(join(root, BUNDLE)))
+    .digest("hex");
+  buildSync({
+    entryPoints: [join(here, "loader.ts")],
+    outfile: join(root, LOADER),
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    minify: true,
+    charset: "ascii",
+    define: { BEETROOT_SHIM_BUNDLE_SHA256: JSON.stringify(sha256) },
+    logLevel: "warning",
+  });
+}
+
 function buildSea() {
-  const assets = nativeAddons();
+  buildLoader();
+  const assets = { ...nativeAddons(), [BUNDLE_ASSET]: join(root, BUNDLE) };
   const blob = `${OUT}.blob`;
   const config = `${OUT}.sea-config.json`;
   writeFileSync(
     join(root, config),
     JSON.stringify(
-      { main: BUNDLE, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets },
+      { main: LOADER, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, assets },
       null,
       2,
     ),
