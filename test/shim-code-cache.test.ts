@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -50,5 +50,12 @@ describe.skipIf(why !== undefined)("the shim executable's code caches", () => {
     // The server's V8 flags change what a cache must have been made under: a file of their own.
     await runDelete({ NODE_OPTIONS: "--jitless --max-semi-space-size=1" });
     expect(caches()).toHaveLength(2);
+
+    // An earlier build's cache goes when a cache is next written.
+    const stale = join(root, "cache", "code-cache", "shim-0000000000000000-v20.0.0-00000000-delete.v8cache");
+    writeFileSync(stale, "stale");
+    await execa(SHIM_SEA, ["-v"], { env: { BEETROOT_CACHE_DIR: join(root, "cache"), NODE_OPTIONS: "" } });
+    expect(existsSync(stale)).toBe(false);
+    expect(caches()).toHaveLength(3);
   });
 });

@@ -9,7 +9,7 @@
  * own, written when a process of that kind exits, with every function it compiled by then: the
  * start-up path of the next one needs no compiling at all. Bundled as CommonJS on its own.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { getRawAsset } from "node:sea";
@@ -45,7 +45,7 @@ function fnv1a(text: string): string {
 function cacheFile(runtimeFlags: readonly string[]): string[] {
   const flags = fnv1a([process.env.NODE_OPTIONS ?? "", ...runtimeFlags].join("\0"));
   const action = ["start", "delete"].find((a) => process.argv.includes(a)) ?? "any";
-  const name = `shim-${BEETROOT_SHIM_BUNDLE_SHA256.slice(0, 16)}-${process.version}-${flags}-${action}.v8cache`;
+  const name = `${bundlePrefix()}${process.version}-${flags}-${action}.v8cache`;
   return [join(beetrootPaths().cacheDir, "code-cache", name), join(tmpdir(), "beetroot-code-cache", name)];
 }
 
@@ -58,17 +58,29 @@ function readCache(files: readonly string[]): Buffer | undefined {
   return undefined;
 }
 
-/** Best effort: a shim that cannot write a cache runs as fast as one without. */
+/**
+ * Best effort: a shim that cannot write a cache runs as fast as one without. Caches of other
+ * bundles (earlier builds) go at the same time, so they do not pile up.
+ */
 function writeCache(files: readonly string[], data: Buffer): void {
   for (const f of files) {
     try {
-      mkdirSync(dirname(f), { recursive: true, mode: 0o700 });
+      const dir = dirname(f);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       const tmp = `${f}.${process.pid}.tmp`;
       writeFileSync(tmp, data, { mode: 0o600 });
       renameSync(tmp, f);
+      for (const old of readdirSync(dir)) {
+        if (old.startsWith("shim-") && !old.startsWith(bundlePrefix()))
+          rmSync(join(dir, old), { force: true });
+      }
       return;
     } catch {}
   }
+}
+
+function bundlePrefix(): string {
+  return `shim-${BEETROOT_SHIM_BUNDLE_SHA256.slice(0, 16)}-`;
 }
 
 function run(): void {
