@@ -6,8 +6,8 @@
  * other flags: the server runs with `--jitless --max-semi-space-size=1` (+ `--lite-mode`) for its
  * RSS, so it compiled all 600 KB of the bundle from source on every start (exec → socket 112 ms
  * instead of 88, "Code cache data rejected" on its stderr). Here each flag set gets a cache of its
- * own, written when a process of that kind exits, with every function it compiled by then: the
- * start-up path of the next one needs no compiling at all. Bundled as CommonJS on its own.
+ * own, written when a process of that kind exits, with the functions it compiled by then, so the
+ * next one compiles little of its start-up path. Bundled as CommonJS on its own.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,8 +19,8 @@ import { beetrootPaths } from "../../internal/config/paths.ts";
 import { serverRuntimeV8Flags } from "../../internal/shim/server-flags.ts";
 
 declare const BEETROOT_SHIM_BUNDLE_SHA256: string;
-/** The asset holding the bundle (cmd/containerd-shim-beetroot-v1/build.mjs). */
-export const BUNDLE_ASSET = "containerd-shim-beetroot-v1.cjs";
+/** The asset holding the bundle (cmd/containerd-shim-beetroot-v1/build.mjs names it too). */
+const BUNDLE_ASSET = "containerd-shim-beetroot-v1.cjs";
 
 /** CommonJS's module wrapper; the bundle's `#!` line becomes a comment (same line numbers). */
 function wrap(source: string): string {
