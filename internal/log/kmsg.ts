@@ -4,8 +4,18 @@ import type { Level, OrphanSink } from "./logger.ts";
 /** syslog priorities, which /dev/kmsg takes as a `<N>` prefix. */
 const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 };
 
-/** The kernel drops longer records; a long line is cut rather than lost. */
+/** Bytes: the kernel refuses longer records (LOG_LINE_MAX); a long line is cut rather than lost. */
 const RECORD_MAX = 900;
+const ELLIPSIS = Buffer.from("…");
+
+/** The record as UTF-8, at most RECORD_MAX bytes, never ending inside a character. */
+function recordBytes(record: string): Buffer {
+  const bytes = Buffer.from(record);
+  if (bytes.length <= RECORD_MAX) return bytes;
+  let end = RECORD_MAX - ELLIPSIS.length;
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return Buffer.concat([bytes.subarray(0, end), ELLIPSIS]);
+}
 
 /**
  * An OrphanSink writing to the kernel log (`dmesg`, `journalctl -k`): where a shim's warnings and
@@ -26,7 +36,7 @@ export function kmsgSink(tag: string, path = "/dev/kmsg"): OrphanSink {
     if (fd === null) return;
     const record = `<${PRIORITY[level]}>${tag}: ${line.trimEnd()}`;
     try {
-      writeSync(fd, `${record.length > RECORD_MAX ? `${record.slice(0, RECORD_MAX - 1)}…` : record}\n`);
+      writeSync(fd, Buffer.concat([recordBytes(record), Buffer.from("\n")]));
     } catch {
       // Rate-limited or gone: the line is lost, the shim goes on.
     }

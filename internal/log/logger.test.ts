@@ -72,10 +72,17 @@ describe("kmsgSink", () => {
       const sink = kmsgSink("containerd-shim-beetroot-v1[7]", path);
       sink("error", 'time=x level=error msg="cni del failed"\n');
       sink("warn", `msg=${"y".repeat(2000)}\n`);
-      const [first, second] = readFileSync(path, "utf8").split("\n");
+      sink("warn", `msg=${"é".repeat(2000)}\n`);
+      const [first, second, third] = readFileSync(path, "utf8").split("\n");
       expect(first).toBe('<3>containerd-shim-beetroot-v1[7]: time=x level=error msg="cni del failed"');
       expect(second?.startsWith("<4>containerd-shim-beetroot-v1[7]: msg=yyy")).toBe(true);
-      expect(second?.length).toBe(900);
+      expect(second?.endsWith("y…")).toBe(true);
+      expect(Buffer.byteLength(second ?? "")).toBe(900);
+      // The limit is the kernel's, in bytes: two-byte characters are cut whole, below it.
+      expect(third?.endsWith("é…")).toBe(true);
+      expect(third).not.toContain("\ufffd");
+      expect(Buffer.byteLength(third ?? "")).toBeLessThanOrEqual(900);
+      expect(Buffer.byteLength(third ?? "")).toBeGreaterThanOrEqual(899);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
