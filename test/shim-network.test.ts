@@ -434,9 +434,10 @@ for (const version of versions) {
 
     // The 30 `ctr run --rm` cycles above tear down after Delete answered, while containerd already
     // deletes the bundle. A SIGTERM (containerd's or the host's shutdown, these suites' own
-    // containerd stop) is the other way there: the shim closes its socket first, containerd takes it
-    // for dead and deletes its bundle — the shim's working directory — while the shim still stops its VM. CNI plugins spawned from
-    // there never ran (ENOENT), so every such teardown kept its lease and masquerade rules.
+    // containerd stop) is the other way there: the shim closes its socket first, containerd takes
+    // it for dead and deletes its bundle — the shim's working directory — while the shim still
+    // stops its VM. CNI plugins spawned from there never ran (ENOENT), so every such teardown kept
+    // its lease and masquerade rules.
     it("SIGTERM to the shim of a running container: the shim's own teardown releases lease, rules and ledger", async () => {
       const { c } = s;
       const id = "shimterm";

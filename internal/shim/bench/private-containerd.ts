@@ -104,8 +104,6 @@ export function shimPidsOf(address: string): number[] {
   return out;
 }
 
-export { canConnect };
-
 /**
  * Stops a private containerd and the shims it started, then unmounts what it left under `dir`.
  * Shims outlive containerd by design: the ones whose argv names its socket get SIGTERM first, so a
