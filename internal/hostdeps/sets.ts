@@ -26,8 +26,12 @@ export const SYSTEM_PACKAGES = [
   "cpio",
   "lz4",
   "zstd",
+  // The Go peer of the TTRPC interop tests (test/ttrpc/gopeer) builds offline in GOPATH mode from
+  // these; trixie's ttrpc 1.2 (a prefix set below) imports google.golang.org/protobuf, which
+  // bookworm's ttrpc 1.1 does not pull in.
   "golang-go",
   "golang-github-containerd-ttrpc-dev",
+  "golang-google-protobuf-dev",
   // containerd's default runtime. trixie's and sid's runc need glibc 2.38 and re-exec themselves
   // through /proc/self/exe, so they cannot run through a loader wrapper: the host's own runc it is.
   "runc",
