@@ -98,10 +98,17 @@ function buildSea() {
   copyFileSync(process.execPath, tmp);
   chmodSync(tmp, 0o755);
   // Symbols and debug info are an eighth of the node binary; N-API addons only need .dynsym, which stays.
+  // postject's LIEF warns "Can't find string offset for section name" for every section whose name
+  // is not in .shstrtab: the annobin notes of node's build (.gnu.build.attributes, build-policy
+  // metadata nothing reads at run time) go, and an empty `.note` gives the note section postject
+  // adds for the blob its name.
   try {
-    execFileSync("strip", ["--strip-all", tmp], { stdio: "inherit" });
+    execFileSync("strip", ["--strip-all", "--remove-section=.gnu.build.attributes", tmp], {
+      stdio: "inherit",
+    });
+    execFileSync("objcopy", ["--add-section", ".note=/dev/null", tmp], { stdio: "inherit" });
   } catch {
-    console.warn("strip not found: the shim executable keeps node's debug info");
+    console.warn("strip/objcopy not found: the shim executable keeps node's debug info");
   }
   const postject = join(
     dirname(require.resolve("postject/package.json", { paths: [root] })),
