@@ -37,7 +37,14 @@ step "typecheck" npx tsc -p tsconfig.json --noEmit
 step "codegen up to date" node scripts/codegen-check.mjs
 
 mkdir -p test/.tmp
+rm -f test/.tmp/vitest.json test/.tmp/skips.jsonl
 status=0
+export BEETROOT_SKIP_LOG=$PWD/test/.tmp/skips.jsonl
 step "tests" npx vitest run --reporter=default --reporter=json --outputFile=test/.tmp/vitest.json || status=$?
-[[ -f test/.tmp/vitest.json ]] && report_totals test/.tmp/vitest.json
+if [[ -f test/.tmp/vitest.json ]]; then
+  report_totals test/.tmp/vitest.json
+  node scripts/skip-report.mjs test/.tmp/vitest.json test/.tmp/skips.jsonl || status=1
+else
+  status=1
+fi
 exit "$status"

@@ -31,6 +31,7 @@ import {
 } from "./fixtures/cri-containerd.ts";
 import { busyboxLayer, ociArchive } from "./fixtures/oci-image.ts";
 import { missingShimPrerequisites, processesMatching, waitFor } from "./fixtures/shim-e2e.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import { leakSnapshot, missingNetworkCapability, type TestNetwork, testNetwork } from "./network-support.ts";
 import { missingVmAssets } from "./vm-support.ts";
 
@@ -46,8 +47,12 @@ const APP_IMAGE = "docker.io/beetroot/busybox:cri-test";
 /** What a line of a CRI container log looks like: RFC 3339 time, stream, P(artial)/F(ull), text. */
 const CRI_LOG_LINE = /^\S+ (stdout|stderr) ([PF]) (.*)$/;
 
-const why = missingShimPrerequisites() ?? missingNetworkCapability() ?? missingVmAssets();
-if (why) console.warn(`CRI end-to-end tests skipped: ${why}`);
+const why = skipReason(
+  import.meta.url,
+  missingShimPrerequisites(),
+  missingNetworkCapability(),
+  missingVmAssets(),
+);
 
 /** The lines a CRI log file holds so far, per stream (partial lines joined). */
 function criLog(path: string): { stdout: string[]; stderr: string[] } {

@@ -9,6 +9,7 @@ import { MetricsSchema } from "../api/gen/cgroups/v2/metrics_pb.ts";
 import { Code, type TtrpcError } from "../internal/ttrpc/index.ts";
 import type { Vm } from "../internal/vm/vm.ts";
 import { busyboxErofs, CONTAINER_ROOTFS, launchTaskVm } from "./fixtures/guest-task-vm.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import { missingVmAssets } from "./vm-support.ts";
 
 /**
@@ -16,8 +17,7 @@ import { missingVmAssets } from "./vm-support.ts";
  * same mount recipe the shim sends (erofs layer + tmpfs upper + format/mkdir/overlay), run by crun in
  * the VM, with stdio over vsock dial-back, exec, terminal, pause, stats and OOM events.
  */
-const reason = missingVmAssets();
-if (reason) console.warn(`guest task test skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingVmAssets());
 
 const APPLETS = ["sh", "echo", "cat", "sleep", "ls", "hostname", "tty", "dd", "head", "true", "id", "env"];
 

@@ -14,6 +14,7 @@ import { QemuVmm } from "../internal/vm/launcher.ts";
 import { buildKernelCmdline, buildQemuArgs } from "../internal/vm/qemu-args.ts";
 import type { Vm } from "../internal/vm/vm.ts";
 import pkg from "../package.json" with { type: "json" };
+import { skipReason } from "./fixtures/skip.ts";
 import { missingVmAssets } from "./vm-support.ts";
 
 /**
@@ -21,8 +22,7 @@ import { missingVmAssets } from "./vm-support.ts";
  * back over vhost-device-vsock, the System service answering, and the binder round trip proving the
  * kernel's binder driver works between two guest processes.
  */
-const reason = missingVmAssets();
-if (reason) console.warn(`guest VM test skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingVmAssets());
 
 describe.skipIf(reason)("the guest image in a micro-VM", () => {
   let vm: Vm;

@@ -5,6 +5,7 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { hostTscKhz, type KernelArtifact, kernelArtifact } from "../internal/kernel/index.ts";
+import { type Missing, setupMissing, skipReason } from "./fixtures/skip.ts";
 
 /**
  * Boots the built guest kernel once under QEMU TCG (microvm, PVH vmlinux) with a busybox initramfs
@@ -12,18 +13,17 @@ import { hostTscKhz, type KernelArtifact, kernelArtifact } from "../internal/ker
  * devices, /proc/config.gz, the cgroup v2 controllers, and the filesystems.
  */
 
-function missingKernel(): string | undefined {
+function missingKernel(): Missing | undefined {
   try {
     kernelArtifact();
     loadHostDeps();
     return undefined;
   } catch (err) {
-    return (err as Error).message;
+    return setupMissing((err as Error).message);
   }
 }
 
-const reason = missingKernel();
-if (reason) console.warn(`kernel boot test skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingKernel());
 
 const init = `#!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -7,6 +7,7 @@ import { buildVminitdSysForHost } from "../guest/native/host-build.ts";
 import { createNetns, removeNetns } from "../internal/network/netns.ts";
 import { openTap } from "../internal/network/tap.ts";
 import type { GuestNetworkConfig } from "../internal/rtnetlink/netconfig.ts";
+import { setupMissing, skipReason } from "./fixtures/skip.ts";
 import { missingNetworkCapability, native, withRtnl } from "./network-support.ts";
 
 /**
@@ -15,8 +16,11 @@ import { missingNetworkCapability, native, withRtnl } from "./network-support.ts
  * routed from a GuestNetworkConfig; the host reads the result back over its own rtnetlink.
  */
 const bun = resolve("node_modules/bun/bin/bun.exe");
-const reason = missingNetworkCapability() ?? (existsSync(bun) ? undefined : `${bun} missing (npm install)`);
-if (reason) console.warn(`guest network test skipped: ${reason}`);
+const reason = skipReason(
+  import.meta.url,
+  missingNetworkCapability(),
+  setupMissing(existsSync(bun) ? undefined : `${bun} missing (npm install)`),
+);
 
 describe.skipIf(reason)("guest/network applies a guest network config (Bun, vminitd's netlink addon)", () => {
   const dir = mkdtempSync(join(tmpdir(), "guest-net-"));

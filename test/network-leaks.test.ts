@@ -13,6 +13,7 @@ import { NetworkError } from "../internal/rtnetlink/errors.ts";
 import { collectGarbage } from "../internal/state/gc.ts";
 import { listOwners, openLedger } from "../internal/state/ledger.ts";
 import { basicReleasers } from "../internal/state/releasers.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import {
   gcTestLedgers,
   leakSnapshot,
@@ -30,8 +31,7 @@ import {
  * pinned namespaces, host-local leases, iptables rules naming the container or network, veths
  * on the test bridge, TAP devices, and ledger entries.
  */
-const reason = missingNetworkCapability();
-if (reason) console.warn(`network leak tests skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingNetworkCapability());
 
 const zero = { netns: 0, leases: 0, iptablesRules: 0, nftRules: 0, hostVethsOnBridge: 0 };
 const paths = (libDir: string) => ({

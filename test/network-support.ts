@@ -12,15 +12,17 @@ import { networkReleasers } from "../internal/network/releasers.ts";
 import { Rtnl } from "../internal/rtnetlink/rtnl.ts";
 import { collectGarbage } from "../internal/state/gc.ts";
 import { basicReleasers } from "../internal/state/releasers.ts";
+import { type Missing, setupMissing } from "./fixtures/skip.ts";
 
 /**
  * Shared pieces of the network integration tests: private CNI networks (own bridge, own
  * 10.x range, own IPAM directory), the "VM stand-in" (QEMU with no guest, whose built-in hub
  * joins the pod TAP to a second TAP in a "guest" namespace), and leak counters.
  */
-export function missingNetworkCapability(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root (netns, CNI, TAP)";
-  if (!existsSync("/dev/net/tun")) return "no /dev/net/tun";
+export function missingNetworkCapability(): Missing | undefined {
+  if (process.getuid?.() !== 0)
+    return setupMissing("needs root (netns, CNI, TAP): the test command runs as root");
+  if (!existsSync("/dev/net/tun")) return { cause: "hardware", reason: "no /dev/net/tun on this machine" };
   try {
     new CniRuntime().checkPlugins({
       cniVersion: "1.0.0",
@@ -28,7 +30,7 @@ export function missingNetworkCapability(): string | undefined {
       plugins: [{ type: "bridge" }, { type: "host-local" }, { type: "portmap" }],
     });
   } catch (err) {
-    return (err as Error).message;
+    return setupMissing((err as Error).message);
   }
   return undefined;
 }

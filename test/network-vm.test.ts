@@ -8,6 +8,7 @@ import { measureRoundTrips, measureThroughput } from "../internal/network/bench/
 import type { NativeNet } from "../internal/network/native/addon.ts";
 import { createNetwork } from "../internal/network/network.ts";
 import { openLedger } from "../internal/state/ledger.ts";
+import { type Missing, setupMissing, skipReason } from "./fixtures/skip.ts";
 import {
   gcTestLedgers,
   leakSnapshot,
@@ -24,19 +25,16 @@ import {
  * standing in for vminitd). The guest must see the pod MAC and MTU, reach its gateway, and serve
  * TCP that the host reaches at the container's CNI address.
  */
-function missing(): string | undefined {
-  const m = missingNetworkCapability();
-  if (m) return m;
+function missingKernel(): Missing | undefined {
   try {
     kernelArtifact();
     loadHostDeps();
   } catch (err) {
-    return (err as Error).message;
+    return setupMissing((err as Error).message);
   }
   return undefined;
 }
-const reason = missing();
-if (reason) console.warn(`network VM test skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingNetworkCapability(), missingKernel());
 
 describe.skipIf(reason)("a TCG micro-VM on the pod network", () => {
   let n: NativeNet;

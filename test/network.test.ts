@@ -12,6 +12,7 @@ import { NetworkError } from "../internal/rtnetlink/errors.ts";
 import { networkOf, parsePrefix } from "../internal/rtnetlink/ip.ts";
 import { renderResolvConf } from "../internal/rtnetlink/netconfig.ts";
 import { type Ledger, openLedger } from "../internal/state/ledger.ts";
+import { setupMissing, skipReason } from "./fixtures/skip.ts";
 import {
   gcTestLedgers,
   leakSnapshot,
@@ -34,8 +35,11 @@ import {
  * exactly as the launcher hands it over, its hub joining it to a TAP in a "guest" namespace
  * configured from the guest config with the same rtnetlink code the guest runs.
  */
-const reason = missingNetworkCapability() ?? (qemuBinary() ? undefined : "qemu-system-x86_64 is missing");
-if (reason) console.warn(`network integration tests skipped: ${reason}`);
+const reason = skipReason(
+  import.meta.url,
+  missingNetworkCapability(),
+  setupMissing(qemuBinary() ? undefined : "qemu-system-x86_64 is missing"),
+);
 
 const zero = { netns: 0, leases: 0, iptablesRules: 0, nftRules: 0, hostVethsOnBridge: 0 };
 

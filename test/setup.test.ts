@@ -8,13 +8,18 @@ import { SetupError } from "../internal/hostdeps/errors.ts";
 import { loadHostDeps } from "../internal/hostdeps/index.ts";
 import { createPrivateApt } from "../internal/hostdeps/private-apt.ts";
 import { runSetup } from "../internal/hostdeps/setup.ts";
+import { setupMissing, skipReason } from "./fixtures/skip.ts";
 
 /**
  * Runs the real `beetroot setup` against this machine (apt, the mirror, dpkg-deb) and then uses
  * what it installed. The first run may install; the second must find everything cached quickly.
  */
-const reason = process.getuid?.() !== 0 ? "beetroot setup needs root" : undefined;
-if (reason) console.warn(`setup test skipped: ${reason}`);
+const reason = skipReason(
+  import.meta.url,
+  setupMissing(
+    process.getuid?.() !== 0 ? "beetroot setup needs root (the test command runs as root)" : undefined,
+  ),
+);
 
 describe.skipIf(reason !== undefined)("beetroot setup on this host", () => {
   it("is idempotent and a second run is fast and all cached", async () => {

@@ -6,6 +6,7 @@ import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import { DeleteResponseSchema } from "../api/gen/containerd/task/v2/shim_pb.ts";
 import { SHIM_SEA } from "./fixtures/containerd.ts";
+import { setupMissing, skipReason } from "./fixtures/skip.ts";
 
 /**
  * The single executable runs its bundle through V8 code caches of its own (loader.ts), one per
@@ -13,8 +14,10 @@ import { SHIM_SEA } from "./fixtures/containerd.ts";
  * real executable: a second run finds the first run's cache and does not write it again (V8
  * accepted it), the server's flags get a cache of their own, and the output is unchanged.
  */
-const why = existsSync(SHIM_SEA) ? undefined : `${SHIM_SEA} not built (npm run build)`;
-if (why) console.warn(`code cache tests skipped: ${why}`);
+const why = skipReason(
+  import.meta.url,
+  setupMissing(existsSync(SHIM_SEA) ? undefined : `${SHIM_SEA} not built (npm run build)`),
+);
 
 const root = mkdtempSync(join(tmpdir(), "beetroot-code-cache-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -7,6 +7,7 @@ import { podVmId, vmLedgerOwner } from "../internal/shim/pod-id.ts";
 import { type ContainerdVersion, type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage, busyboxLayer, ociArchive } from "./fixtures/oci-image.ts";
 import { missingShimPrerequisites, processesMatching, taskStatus, waitFor } from "./fixtures/shim-e2e.ts";
+import { skipReason } from "./fixtures/skip.ts";
 
 /**
  * A container joining a running pod VM with image layers the VM did not boot with (the CRI flow:
@@ -20,8 +21,7 @@ const APP_IMAGE = "docker.io/beetroot/marker:join-app";
 const MARKER = "joined with a layer of its own\n";
 const RT = ["--runtime", "io.containerd.beetroot.v1"];
 
-const why = missingShimPrerequisites();
-if (why) console.warn(`pod join end-to-end tests skipped: ${why}`);
+const why = skipReason(import.meta.url, missingShimPrerequisites());
 
 /** The annotations CRI puts on a pod's sandbox ("sandbox") and its app containers ("container"). */
 function criAnnotations(type: "sandbox" | "container", pod: string): string[] {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
 import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
+import { skipReason } from "./fixtures/skip.ts";
 
 /**
  * A RuntimeClass's runtime options reach the shim: `ctr run --runtime-config-path` sends
@@ -13,8 +14,7 @@ import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
  */
 const IMAGE = "docker.io/beetroot/busybox:rtopts";
 
-const why = missingShimPrerequisites();
-if (why) console.warn(`runtime options end-to-end test skipped: ${why}`);
+const why = skipReason(import.meta.url, missingShimPrerequisites());
 
 const memTotalMiB = (meminfo: string) => Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? 0) / 1024;
 

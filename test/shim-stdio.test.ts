@@ -7,6 +7,7 @@ import { DEFAULT_DRAIN_IDLE_MS } from "../internal/shim/task-service.ts";
 import { type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
 import { missingShimPrerequisites } from "./fixtures/shim-e2e.ts";
+import { skipReason } from "./fixtures/skip.ts";
 
 /**
  * Container output through the whole path — process pipe → vminitd → vsock (vhost-device-vsock) →
@@ -25,8 +26,7 @@ const SIZES = process.env.BEETROOT_TEST_QUICK ? [MiB] : [MiB, 16 * MiB];
 /** Slack for ctr's own Delete / process teardown after the exit, well under the drain bound. */
 const EXIT_SLACK_MS = 1_500;
 
-const why = missingShimPrerequisites();
-if (why) console.warn(`shim stdio tests skipped: ${why}`);
+const why = skipReason(import.meta.url, missingShimPrerequisites());
 
 interface Captured {
   code: number | null;
@@ -38,7 +38,10 @@ interface Captured {
 
 /**
  * Runs ctr with stdout captured as bytes; with `tty`, under script(1) so ctr has a terminal (its
- * output is then script's, i.e. the pty's).
+ * output is then script's, i.e. the pty's). script's stdin stays open until it exits: util-linux
+ * script turns EOF on its stdin into a byte written to the pty, which ctr forwards into the
+ * container's terminal and that terminal echoes back (`^@` before the payload, with runc as much
+ * as with beetroot).
  */
 function runCtr(c: PrivateContainerd, args: string[], tty = false, input?: Buffer): Promise<Captured> {
   const argv = ["--address", c.address, ...args];
@@ -55,7 +58,8 @@ function runCtr(c: PrivateContainerd, args: string[], tty = false, input?: Buffe
   return new Promise((resolve, reject) => {
     const child = spawn(file, fileArgs, { env: c.env, stdio: ["pipe", "pipe", "pipe"] });
     child.stdin.on("error", () => {}); // ctr gone early: its exit status tells
-    child.stdin.end(input);
+    if (tty) child.stdin.write(input ?? Buffer.alloc(0));
+    else child.stdin.end(input);
     const chunks: Buffer[] = [];
     let stderr = "";
     let lastByte = performance.now();
@@ -70,6 +74,7 @@ function runCtr(c: PrivateContainerd, args: string[], tty = false, input?: Buffe
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
+      child.stdin.destroy();
       resolve({ code, stdout: Buffer.concat(chunks), stderr, tailMs: performance.now() - lastByte });
     });
   });
@@ -159,13 +164,39 @@ describe.skipIf(why !== undefined)("container output through the beetroot shim (
     expect(r.stdout.toString()).toContain(sha256(input));
   });
 
-  it("ctr run -t: 1 MiB through the terminal arrives complete", async () => {
+  // The reference for the terminal cases: containerd's runc shim under the same harness. If this
+  // fails, the harness (script(1), the host's pty) is at fault, not beetroot.
+  let runcTty: Buffer | undefined;
+  it("reference: ctr run -t with runc gives exactly the payload under this harness", async () => {
+    const r = await runCtr(
+      c,
+      [
+        "run",
+        "--rm",
+        "-t",
+        "--runtime",
+        "io.containerd.runc.v2",
+        IMAGE,
+        "run-tty-runc",
+        "sh",
+        "-c",
+        ttyScript(MiB),
+      ],
+      true,
+    );
+    expectTtyOutput(r, MiB);
+    runcTty = r.stdout;
+  });
+
+  it("ctr run -t: 1 MiB through the terminal arrives complete, as with runc", async () => {
     const r = await runCtr(
       c,
       ["run", "--rm", "-t", ...RT, IMAGE, "run-tty", "sh", "-c", ttyScript(MiB)],
       true,
     );
     expectTtyOutput(r, MiB);
+    if (runcTty)
+      expect(r.stdout.equals(runcTty), "beetroot's terminal output differs from runc's").toBe(true);
   });
 
   it("ctr task exec -t: 1 MiB through the terminal arrives complete, exit at once", async () => {
@@ -176,6 +207,8 @@ describe.skipIf(why !== undefined)("container output through the beetroot shim (
       true,
     );
     expectTtyOutput(r, MiB);
+    if (runcTty)
+      expect(r.stdout.equals(runcTty), "beetroot's terminal output differs from runc's").toBe(true);
     console.log(`ctr task exec -t 1 MiB: last byte → ctr exit ${r.tailMs.toFixed(0)} ms`);
     expect(drainGiveUps()).toBe(before);
     expect(r.tailMs).toBeLessThan(EXIT_SLACK_MS);

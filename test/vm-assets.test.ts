@@ -3,14 +3,14 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AssetError } from "../internal/vm/assets-check.ts";
 import { VmFailedError } from "../internal/vm/launcher.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import { leftovers, missingVmAssets, NOTHING_LEFT, type VmTestEnv, vmTestEnv } from "./vm-support.ts";
 
 /**
  * A missing or corrupt kernel or guest image: the error names the file and the command that
  * builds it, comes fast (no boot timeout), and leaves nothing behind.
  */
-const missing = missingVmAssets();
-if (missing) console.warn(`VM asset error tests skipped: ${missing}`);
+const missing = skipReason(import.meta.url, missingVmAssets());
 
 describe.skipIf(missing)("VM boot with bad assets", () => {
   let env: VmTestEnv;

@@ -1,13 +1,13 @@
 import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skipReason } from "./fixtures/skip.ts";
 import { leftovers, missingVmAssets, NOTHING_LEFT, type VmTestEnv, vmTestEnv } from "./vm-support.ts";
 
 /**
  * 20 boot/stop cycles: after each one no process, socket, file, run dir or ledger is left, and the
  * launcher's own process does not accumulate file descriptors.
  */
-const missing = missingVmAssets();
-if (missing) console.warn(`VM cycle test skipped: ${missing}`);
+const missing = skipReason(import.meta.url, missingVmAssets());
 
 const CYCLES = 20;
 const openFds = () => readdirSync("/proc/self/fd").length;

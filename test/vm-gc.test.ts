@@ -7,6 +7,7 @@ import { allReleasers } from "../internal/cleanup/releasers.ts";
 import { createLogger } from "../internal/log/logger.ts";
 import { collectGarbage } from "../internal/state/gc.ts";
 import { listOwners } from "../internal/state/ledger.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import {
   leftovers,
   missingVmAssets,
@@ -21,8 +22,7 @@ import {
  * it, its ledger is left behind unlocked, and `beetroot gc` (the same sweep, in-process) releases
  * every process, socket, file and dir, and removes the ledger.
  */
-const missing = missingVmAssets();
-if (missing) console.warn(`VM gc test skipped: ${missing}`);
+const missing = skipReason(import.meta.url, missingVmAssets());
 
 describe.skipIf(missing)("gc after a crashed launcher", () => {
   let env: VmTestEnv;

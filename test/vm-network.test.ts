@@ -14,6 +14,7 @@ import { collectGarbage } from "../internal/state/gc.ts";
 import { busyboxServersDisk, ECHO_PORT, SINK_PORT, startGuestServers } from "../internal/vm/guest-servers.ts";
 import { launchPodVm } from "../internal/vm/pod-network.ts";
 import type { DiskSpec } from "../internal/vm/qemu-args.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import {
   leakSnapshot,
   missingNetworkCapability,
@@ -31,8 +32,7 @@ import { leftovers, missingVmAssets, NOTHING_LEFT, type VmTestEnv, vmTestEnv } f
  * the guest's kernel (a refused port), TCP into a container in the VM (busybox nc run by crun),
  * and nothing left after stop — TAP, namespace, IPAM lease, iptables rules, ledger, processes.
  */
-const reason = missingNetworkCapability() ?? missingVmAssets();
-if (reason) console.warn(`VM network test skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingNetworkCapability(), missingVmAssets());
 
 const log = createLogger({ fd: process.env.BEETROOT_TEST_LOG ? 2 : null, level: "debug" });
 

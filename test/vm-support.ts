@@ -9,18 +9,19 @@ import { createLogger } from "../internal/log/logger.ts";
 import { listOwners } from "../internal/state/ledger.ts";
 import { findByMarker } from "../internal/state/proc.ts";
 import { resolveVmHost, type VmHost } from "../internal/vm/host.ts";
+import { type Missing, setupMissing } from "./fixtures/skip.ts";
 
 /**
  * Shared by the test/vm*.test.ts suites: what is missing for real VM boots (to skip with the
  * reason), private beetroot directories per suite, and leak checks.
  */
-export function missingVmAssets(): string | undefined {
+export function missingVmAssets(): Missing | undefined {
   try {
     loadHostDeps();
     kernelArtifact();
     guestImageArtifact();
   } catch (err) {
-    return (err as Error).message;
+    return setupMissing((err as Error).message);
   }
   return undefined;
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { System } from "../api/gen/beetroot/guest/v1/system_pb.ts";
 import { VmFailedError } from "../internal/vm/launcher.ts";
 import type { Vm } from "../internal/vm/vm.ts";
+import { recordSkip, skipReason } from "./fixtures/skip.ts";
 import {
   leftovers,
   missingVmAssets,
@@ -17,8 +18,7 @@ import {
  * answered by vminitd, a stop that leaves nothing, and QEMU dying or going silent under a running
  * VM — detected, reported with evidence, and cleaned up.
  */
-const missing = missingVmAssets();
-if (missing) console.warn(`VM launcher tests skipped: ${missing}`);
+const missing = skipReason(import.meta.url, missingVmAssets());
 
 describe.skipIf(missing)("VM launcher (real QEMU)", () => {
   let env: VmTestEnv;
@@ -105,10 +105,11 @@ describe.skipIf(missing)("VM launcher (real QEMU)", () => {
     expect(leftovers(env)).toEqual(NOTHING_LEFT);
   });
 
-  it("under -accel kvm on a host whose KVM probe failed, fails fast with QEMU's reason", async () => {
+  it("under -accel kvm on a host whose KVM probe failed, fails fast with QEMU's reason", async (ctx) => {
     if (env.host.accel.accel === "kvm") {
-      console.warn("KVM works on this host: the broken-KVM case cannot be shown here");
-      return;
+      const reason = "KVM works on this host: a failing KVM boot cannot be shown here";
+      recordSkip(import.meta.url, { cause: "hardware", reason });
+      ctx.skip(reason);
     }
     const started = Date.now();
     const err = await env.host.vmm.launch(env.host.spec("kvm-1", { accel: "kvm" })).catch((e: unknown) => e);

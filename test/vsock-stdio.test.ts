@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Task } from "../api/gen/beetroot/guest/v1/task_pb.ts";
 import type { Vm } from "../internal/vm/vm.ts";
 import { busyboxErofs, CONTAINER_ROOTFS, launchTaskVm } from "./fixtures/guest-task-vm.ts";
+import { skipReason } from "./fixtures/skip.ts";
 import { missingVmAssets } from "./vm-support.ts";
 
 /**
@@ -15,8 +16,7 @@ import { missingVmAssets } from "./vm-support.ts";
  * the host socket must receive exactly those bytes, then EOF. Writes above ~32 KiB per send() are
  * what vhost-device-vsock 0.3.0 used to drop (docs/shim.md, "Known problems"). Logs MB/s.
  */
-const reason = missingVmAssets();
-if (reason) console.warn(`vsock stdio test skipped: ${reason}`);
+const reason = skipReason(import.meta.url, missingVmAssets());
 
 const APPLETS = ["sh", "cat", "dd", "head", "sha256sum"];
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MountSchema } from "../../api/gen/containerd/types/mount_pb.ts";
+import { setupMissing, skipReason } from "../../test/fixtures/skip.ts";
 import { createLogger } from "../log/logger.ts";
 import { LayerCache } from "./layer-cache.ts";
 import { ErofsMountTranslator, templateRefs } from "./translator.ts";
@@ -12,9 +13,18 @@ import { UnsupportedMountError } from "./types.ts";
 
 const log = createLogger({ fd: null });
 const MKFS = "/usr/bin/mkfs.erofs";
-const haveMkfs = existsSync(MKFS);
-if (!haveMkfs) console.warn(`translator tests skipped: ${MKFS} missing (apt-get install erofs-utils)`);
-const isRoot = process.getuid?.() === 0;
+const haveMkfs = !skipReason(
+  import.meta.url,
+  setupMissing(existsSync(MKFS) ? undefined : `${MKFS} missing (npx beetroot setup installs erofs-utils)`),
+);
+const isRoot = !skipReason(
+  import.meta.url,
+  setupMissing(
+    process.getuid?.() === 0
+      ? undefined
+      : "the 40-layer merge needs root (mount); the test command runs as root",
+  ),
+);
 
 describe.skipIf(!haveMkfs)("ErofsMountTranslator", () => {
   let dir: string;

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { setupMissing, skipReason } from "../../test/fixtures/skip.ts";
 import { isMountPoint } from "../state/releasers.ts";
 import {
   bindFileReadOnly,
@@ -61,8 +62,12 @@ describe("disk share", () => {
     expect(() => checkSharedSource(join(d, "gone"))).toThrow(/cannot be shared: ENOENT/);
   });
 
-  const root = process.getuid?.() === 0;
-  if (!root) console.warn("disk share bind mounts not tested: needs root (mount --bind)");
+  const root = !skipReason(
+    import.meta.url,
+    setupMissing(
+      process.getuid?.() === 0 ? undefined : "bind mounts need root; the test command runs as root",
+    ),
+  );
   it.skipIf(!root)("binds a file read-only across filesystems without copying, and unbinds it", async () => {
     const src = join(tmp(), "layer.erofs");
     writeFileSync(src, "image bytes");

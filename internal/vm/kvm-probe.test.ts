@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { setupMissing, skipReason } from "../../test/fixtures/skip.ts";
 import { buildCpio } from "./cpio.ts";
 import { probeBoot, probeKvm, summarizeKvmFailure } from "./kvm-probe.ts";
 
@@ -58,29 +59,29 @@ const missing = [
   !existsSync(qemu) && qemu,
   !existsSync(busybox) && busybox,
 ].filter(Boolean);
-if (missing.length) console.warn(`skipping probe boots: missing ${missing.join(", ")}`);
-
-describe.skipIf(missing.length > 0)(
-  `probe boot${missing.length ? ` (skipped: missing ${missing.join(", ")})` : ""}`,
-  () => {
-    it("reaches its marker under TCG, so the probe itself works here", async () => {
-      const r = await probeBoot(
-        { qemu, kernel: kernel!, busybox, timeoutMs: 30_000, tscKhz: await tscKhz },
-        "tcg",
-      );
-      expect(r.reason).toMatch(/reached userspace/);
-      expect(r.ok).toBe(true);
-    });
-
-    it("gives a one-line reason when KVM cannot run the guest", async () => {
-      const r = await probeKvm({
-        qemu,
-        kernel: kernel!,
-        busybox,
-        timeoutMs: 15_000,
-        kvmDevice: "/nonexistent/kvm",
-      });
-      expect(r).toEqual({ ok: false, reason: "/nonexistent/kvm does not exist", elapsedMs: 0 });
-    });
-  },
+skipReason(
+  import.meta.url,
+  setupMissing(missing.length ? `missing ${missing.join(", ")} (npx beetroot setup)` : undefined),
 );
+
+describe.skipIf(missing.length > 0)("probe boot", () => {
+  it("reaches its marker under TCG, so the probe itself works here", async () => {
+    const r = await probeBoot(
+      { qemu, kernel: kernel!, busybox, timeoutMs: 30_000, tscKhz: await tscKhz },
+      "tcg",
+    );
+    expect(r.reason).toMatch(/reached userspace/);
+    expect(r.ok).toBe(true);
+  });
+
+  it("gives a one-line reason when KVM cannot run the guest", async () => {
+    const r = await probeKvm({
+      qemu,
+      kernel: kernel!,
+      busybox,
+      timeoutMs: 15_000,
+      kvmDevice: "/nonexistent/kvm",
+    });
+    expect(r).toEqual({ ok: false, reason: "/nonexistent/kvm does not exist", elapsedMs: 0 });
+  });
+});

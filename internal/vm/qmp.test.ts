@@ -4,6 +4,7 @@ import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { setupMissing, skipReason } from "../../test/fixtures/skip.ts";
 import { QmpClient, QmpClosedError, QmpError, QmpTimeoutError } from "./qmp.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "beetroot-qmp-"));
@@ -71,33 +72,34 @@ describe("QMP client (fake peer)", () => {
 });
 
 const qemu = "/usr/bin/qemu-system-x86_64";
-describe.skipIf(!existsSync(qemu))(
-  `QMP client (real QEMU${existsSync(qemu) ? "" : `: skipped, ${qemu} missing`})`,
-  () => {
-    it("talks to a paused QEMU and notices it exit", async () => {
-      const path = join(dir, "real.sock");
-      const child = spawn(
-        qemu,
-        [
-          "-M",
-          "microvm",
-          "-nodefaults",
-          "-no-user-config",
-          "-nographic",
-          "-S",
-          "-qmp",
-          `unix:${path},server=on,wait=off`,
-        ],
-        {
-          stdio: "ignore",
-        },
-      );
-      const qmp = await QmpClient.connect(path, { timeoutMs: 10_000 });
-      expect(await qmp.queryStatus()).toEqual({ running: false, status: "prelaunch" });
-      await qmp.execute("quit");
-      await qmp.closed;
-      const code = await new Promise((r) => child.once("exit", (c) => r(c)));
-      expect(code).toBe(0);
-    });
-  },
+const noQemu = skipReason(
+  import.meta.url,
+  setupMissing(existsSync(qemu) ? undefined : `${qemu} missing (npx beetroot setup)`),
 );
+describe.skipIf(noQemu !== undefined)("QMP client (real QEMU)", () => {
+  it("talks to a paused QEMU and notices it exit", async () => {
+    const path = join(dir, "real.sock");
+    const child = spawn(
+      qemu,
+      [
+        "-M",
+        "microvm",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-S",
+        "-qmp",
+        `unix:${path},server=on,wait=off`,
+      ],
+      {
+        stdio: "ignore",
+      },
+    );
+    const qmp = await QmpClient.connect(path, { timeoutMs: 10_000 });
+    expect(await qmp.queryStatus()).toEqual({ running: false, status: "prelaunch" });
+    await qmp.execute("quit");
+    await qmp.closed;
+    const code = await new Promise((r) => child.once("exit", (c) => r(c)));
+    expect(code).toBe(0);
+  });
+});

@@ -10,12 +10,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Client } from "../../internal/ttrpc/client.ts";
 import { tempSocketPath } from "../../internal/ttrpc/testdata/harness.ts";
 import { Interop } from "../../internal/ttrpc/testdata/interop-service.ts";
+import { setupMissing, skipReason } from "../fixtures/skip.ts";
 import { startTsServer } from "./peers.ts";
 
 const bun = join(process.cwd(), "node_modules", ".bin", "bun");
 const peer = join(process.cwd(), "test", "ttrpc", "bun-peer.ts");
-const haveBun = existsSync(bun);
-if (!haveBun) console.warn(`SKIP ttrpc under bun: ${bun} missing (npm install)`);
+const haveBun = !skipReason(
+  import.meta.url,
+  setupMissing(existsSync(bun) ? undefined : `${bun} missing (npm install)`),
+);
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

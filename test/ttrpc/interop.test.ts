@@ -8,10 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prepareGoPeer } from "../../internal/ttrpc/bench/go-peer.ts";
 import { Code } from "../../internal/ttrpc/codes.ts";
 import { patternBytes } from "../../internal/ttrpc/testdata/interop-service.ts";
+import { setupMissing, skipReason } from "../fixtures/skip.ts";
 import { type Driver, goDriver, type PeerServer, startGoServer, startTsServer, tsDriver } from "./peers.ts";
 
 const prep = await prepareGoPeer((line) => process.stderr.write(`gopeer: ${line}\n`));
-if (!prep.ok) console.warn(`SKIP ttrpc interop: missing ${prep.missing}`);
+skipReason(
+  import.meta.url,
+  setupMissing(prep.ok ? undefined : `missing ${prep.missing} (npx beetroot setup)`),
+);
 const binary = prep.ok ? prep.binary : "";
 
 const MiB = 1024 * 1024;

@@ -12,13 +12,15 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { System } from "../../../api/gen/beetroot/guest/v1/system_pb.ts";
 import { Client } from "../../../internal/ttrpc/index.ts";
+import { setupMissing, skipReason } from "../../../test/fixtures/skip.ts";
 import { buildVminitdSysForHost } from "../../native/host-build.ts";
 
 const bun = resolve("node_modules/bun/bin/bun.exe");
 const fixtures = resolve("guest/vminitd/sys/fixtures");
-const haveBun = existsSync(bun);
-if (!haveBun)
-  console.warn(`SKIP bun-runtime tests: ${bun} missing (npm install installs the bun devDependency)`);
+const haveBun = !skipReason(
+  import.meta.url,
+  setupMissing(existsSync(bun) ? undefined : `${bun} missing (npm install installs the bun devDependency)`),
+);
 
 describe.skipIf(!haveBun)("vminitd under Bun", () => {
   const dir = mkdtempSync(join(tmpdir(), "vminitd-bun-"));
