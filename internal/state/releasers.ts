@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { readFileSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { promisify } from "node:util";
@@ -56,17 +56,30 @@ function removePath(path: string, ctx: ReleaseContext, recursive: boolean): void
   }
 }
 
+/** Every mount point in this mount namespace (field 5 of mountinfo, octal escapes undone). */
+function mountPoints(): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((mp): mp is string => mp !== undefined)
+    .map((mp) => mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))));
+}
+
 export function isMountPoint(path: string): boolean {
   const abs = resolve(path);
-  const info = readFileSync("/proc/self/mountinfo", "utf8");
-  // Field 5 is the mount point, with spaces etc. octal-escaped.
-  return info.split("\n").some((line) => {
-    const mp = line.split(" ")[4];
-    return (
-      mp !== undefined &&
-      mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))) === abs
-    );
-  });
+  return mountPoints().includes(abs);
+}
+
+/**
+ * Detaches every mount at or below `dir`, deepest first. A recursive removal must never walk into
+ * a mount: under a VM's run dir that could be a volume, i.e. the user's own host data.
+ */
+function detachMountsUnder(dir: string): void {
+  const abs = resolve(dir);
+  const under = mountPoints()
+    .filter((mp) => mp === abs || mp.startsWith(`${abs}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mp of under) execFileSync("umount", ["-l", mp]);
 }
 
 const execFileAsync = promisify(execFile);
@@ -105,6 +118,7 @@ export function basicReleasers(): Releasers {
       } catch {
         return;
       }
+      detachMountsUnder(r.path);
       removePath(r.path, ctx, true);
     },
     mount: releaseMount,
