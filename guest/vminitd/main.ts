@@ -40,6 +40,7 @@ import { ConsoleSocket } from "./task/console-socket.ts";
 import { DiskResolver } from "./task/disks.ts";
 import { EventHub } from "./task/events.ts";
 import { TaskService } from "./task/task-service.ts";
+import { ensureVolumeShare } from "./task/volumes.ts";
 import { VMINITD_VERSION } from "./version.ts";
 
 /** How long the host may be unreachable after a connection drops before the VM powers off. */
@@ -204,6 +205,15 @@ async function boot(early: Logger): Promise<void> {
     waitFor: (pid, sinceMs) => reaper.waitFor(pid, sinceMs),
     kill: (pid, signal) => kill(pid, signal),
     exists: (path) => existsSync(path),
+    ensureVolumeShare: () =>
+      ensureVolumeShare({
+        isMounted: (dir) => mountOps.isMounted(dir),
+        mountVirtiofs: (tag, dir) => {
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          // No flags on the share's root: each volume's bind carries the container's own (ro, nosuid, …).
+          mount(tag, dir, "virtiofs", 0, null);
+        },
+      }),
     writeSysctl: (path, value) => writeFileSync(path, value),
     listenConsole: (path) => ConsoleSocket.listen(path),
     log,

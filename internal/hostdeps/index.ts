@@ -49,6 +49,9 @@ export interface HostDeps {
   readonly containerd: { readonly "2.1": ContainerdInstall; readonly "1.7": ContainerdInstall };
   readonly vhostDeviceVsock: string;
   readonly vhostDeviceVsockVersion: string;
+  /** virtiofsd (wrapped to run through its set's loader), for volumes. */
+  readonly virtiofsd: string;
+  readonly virtiofsdVersion: string;
   readonly erofs: ErofsUtils;
   /** Same as `erofs.mkfsErofs`: mkfs.erofs >= 1.8. */
   readonly mkfsErofs: string;
@@ -119,6 +122,7 @@ export function loadHostDeps(paths: BeetrootPaths = beetrootPaths()): HostDeps {
   const kernelSrc = set(manifest, "linux-source-6.12", mf);
   const guest = set(manifest, "guest-userspace", mf);
   const goTtrpc = set(manifest, "go-ttrpc", mf);
+  const virtiofs = set(manifest, "virtiofsd", mf);
   for (const [role, path] of Object.entries(manifest.system.files)) {
     if (!existsSync(path)) throw new HostDepsMissingError(`system ${role} ${path} is missing`);
   }
@@ -146,6 +150,8 @@ export function loadHostDeps(paths: BeetrootPaths = beetrootPaths()): HostDeps {
     },
     vhostDeviceVsock: file(vsock, "vhostDeviceVsock", "vhost-device-vsock"),
     vhostDeviceVsockVersion: vsock.version,
+    virtiofsd: file(virtiofs, "virtiofsd", "virtiofsd"),
+    virtiofsdVersion: virtiofs.version,
     erofs: {
       version: erofsSet.version,
       binDir: dirname(mkfsErofs),

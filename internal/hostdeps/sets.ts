@@ -66,6 +66,8 @@ export interface PrefixSet {
   readonly wrap: readonly string[];
   /** Files the rest of beetroot uses, by role, as paths inside the set (or `wrappers/<name>`). */
   readonly files: Readonly<Record<string, string>>;
+  /** Dependencies of this set never unpacked (besides MAINTAINER_ONLY), each with its reason. */
+  readonly exclude?: readonly string[];
   /** Commands proving the unpacked set runs on this host: file role + args, stdout must match. */
   readonly verify: readonly {
     readonly file: string;
@@ -160,6 +162,20 @@ export const PREFIX_SETS: readonly PrefixSet[] = [
       dumpErofs: "wrappers/dump.erofs",
     },
     verify: [{ file: "mkfsErofs", args: ["--version"], expect: /mkfs\.erofs.*1\.(8|9|\d\d)/ }],
+  },
+  {
+    // Host paths into pod VMs (internal/volumes): virtio-fs through QEMU's vhost-user-fs device.
+    // Built against glibc 2.39+, so it runs through the set's own loader. `uidmap` (newuidmap for
+    // virtiofsd's unprivileged mode) is left out: the shim runs virtiofsd as root.
+    name: "virtiofsd",
+    suite: "sid",
+    roots: [{ name: "virtiofsd", ...atLeast("1.10") }],
+    closure: true,
+    usrMerged: true,
+    wrap: ["usr/libexec/virtiofsd"],
+    exclude: ["uidmap", "account-utils-passwd"],
+    files: { virtiofsd: "wrappers/virtiofsd" },
+    verify: [{ file: "virtiofsd", args: ["--version"], expect: /virtiofsd/ }],
   },
   {
     name: "linux-source-6.12",

@@ -94,7 +94,7 @@ function resolveSet(set: PrefixSet, index: PackagesIndex): ResolvedPackage[] {
   try {
     return resolvePackages(index, set.roots, {
       closure: set.closure,
-      exclude: MAINTAINER_ONLY,
+      exclude: new Set([...MAINTAINER_ONLY, ...(set.exclude ?? [])]),
       suite: set.suite,
     });
   } catch (err) {

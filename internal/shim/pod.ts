@@ -2,6 +2,7 @@ import type { Mount } from "../../api/gen/containerd/types/mount_pb.ts";
 import type { Logger } from "../log/logger.ts";
 import type { GuestRootfsMount, MountTranslator, TranslatedRootfs } from "../storage/types.ts";
 import { UnsupportedMountError } from "../storage/types.ts";
+import type { Volume } from "../volumes/plan.ts";
 import { CleanupStack } from "./cleanup.ts";
 import {
   alreadyExists,
@@ -15,6 +16,7 @@ import type { GuestClient } from "./guest-client.ts";
 import { JsonObject, parseLossless, serializeLossless } from "./lossless-json.ts";
 import { groupIdOf, type OciSpec, podRoleOf } from "./oci.ts";
 import { podVmId } from "./pod-id.ts";
+import { containerVolumes, type SharedVolumes, shareVolumes, specWithVolumes } from "./pod-volumes.ts";
 import { type VmDefaults, vmSizeFor } from "./vm-size.ts";
 import type { Vm, VmDisk, Vmm, VmNetwork, VsockListener } from "./vmm.ts";
 
@@ -103,6 +105,12 @@ class Pod {
     return `br-${this.nextSerial++}`;
   }
 
+  private nextVolume = 0;
+  /** Names in the VM's volume share (internal/volumes VOLUME_NAME_RE). */
+  allocateVolume(): string {
+    return `v${this.nextVolume++}`;
+  }
+
   port(): number {
     return this.nextPort++;
   }
@@ -143,6 +151,8 @@ export class VmPodManager implements PodManager {
 
   async prepare(req: PrepareRequest): Promise<ContainerSandbox> {
     const role = podRoleOf(req.spec.annotations);
+    // Before anything boots or joins: a missing bind source fails Create with nothing to undo.
+    const volumes = containerVolumes(req.spec);
     const podId = role === "standalone" ? req.id : groupIdOf(req.spec.annotations, req.id);
     const existing = this.pods.get(podId) ?? (await this.pending.get(podId)?.catch(() => undefined));
 
@@ -152,14 +162,16 @@ export class VmPodManager implements PodManager {
           `a VM for pod ${podId} already runs in this shim; ${req.id} cannot create another`,
         );
       }
-      return this.join(existing, req);
+      return this.join(existing, req, volumes);
     }
     if (role === "container") {
       throw failedPrecondition(
         `container ${req.id} belongs to pod ${podId}, whose sandbox VM is not running in this shim`,
       );
     }
-    return this.boot(podId, req);
+    // A pod sandbox's VM gets the share even without volumes of its own: its app containers
+    // join later, and microvm cannot add the device then.
+    return this.boot(podId, req, volumes, volumes.length > 0 || role === "sandbox");
   }
 
   private async translate(
@@ -181,7 +193,12 @@ export class VmPodManager implements PodManager {
     }
   }
 
-  private async boot(podId: string, req: PrepareRequest): Promise<ContainerSandbox> {
+  private async boot(
+    podId: string,
+    req: PrepareRequest,
+    volumes: readonly Volume[],
+    volumeShare: boolean,
+  ): Promise<ContainerSandbox> {
     const cleanup = new CleanupStack();
     let serials = 0;
     const started = (async () => {
@@ -201,6 +218,7 @@ export class VmPodManager implements PodManager {
           cpus: size.cpus,
           memoryMib: size.memoryMib,
           disks: rootfs.disks.map((d): VmDisk => ({ path: d.path, serial: d.serial, readOnly: d.readOnly })),
+          volumes: volumeShare,
           spec: req.spec,
           log: req.log.with({ pod: podId }),
         });
@@ -209,17 +227,19 @@ export class VmPodManager implements PodManager {
       }
       const pod = new Pod(podId, vm, serials);
       this.watchVm(pod);
-      return { pod, rootfs };
+      cleanup.push(`stop the VM of ${podId}`, () => vm.stop({ graceSeconds: 0 }));
+      const shared = await shareVolumes(vm, volumes, () => pod.allocateVolume(), req.log);
+      return { pod, rootfs, shared };
     })();
     const pendingPod = started.then((s) => s.pod);
     pendingPod.catch(() => {}); // the failure is reported to this caller below, not to joiners
     this.pending.set(podId, pendingPod);
     try {
-      const { pod, rootfs } = await started;
+      const { pod, rootfs, shared } = await started;
       this.pods.set(podId, pod);
       pod.members.add(req.id);
       cleanup.release();
-      return this.sandboxFor(pod, req.id, rootfs);
+      return this.sandboxFor(pod, req.id, rootfs, shared);
     } catch (err) {
       await cleanup.unwind(req.log);
       throw err;
@@ -228,7 +248,7 @@ export class VmPodManager implements PodManager {
     }
   }
 
-  private async join(pod: Pod, req: PrepareRequest): Promise<ContainerSandbox> {
+  private async join(pod: Pod, req: PrepareRequest, volumes: readonly Volume[]): Promise<ContainerSandbox> {
     if (pod.stopping) throw failedPrecondition(`pod ${pod.id} is shutting down`);
     const cleanup = new CleanupStack();
     const rootfs = await this.translate(req, () => pod.allocateSerial(), cleanup);
@@ -256,9 +276,17 @@ export class VmPodManager implements PodManager {
         ms: Math.round(performance.now() - started),
       });
     }
+    let shared: SharedVolumes;
+    try {
+      shared = await shareVolumes(pod.vm, volumes, () => pod.allocateVolume(), req.log);
+    } catch (err) {
+      if (serials.length > 0) await pod.vm.detachDisks?.(serials).catch(() => {});
+      await cleanup.unwind(req.log);
+      throw err;
+    }
     pod.members.add(req.id);
     cleanup.release();
-    return this.sandboxFor(pod, req.id, rootfs, serials);
+    return this.sandboxFor(pod, req.id, rootfs, shared, serials);
   }
 
   /** `attached`: disks given to the running VM for this container only, taken away on release. */
@@ -266,6 +294,7 @@ export class VmPodManager implements PodManager {
     pod: Pod,
     id: string,
     rootfs: TranslatedRootfs,
+    volumes: SharedVolumes,
     attached: readonly string[] = [],
   ): ContainerSandbox {
     let released = false;
@@ -275,7 +304,7 @@ export class VmPodManager implements PodManager {
       rootfs: rootfs.mounts,
       vmPid: pod.vm.pid,
       listenVsock: () => pod.vm.listenVsock(pod.port()),
-      guestSpec: (raw) => specForVmNetwork(raw, pod.vm.network),
+      guestSpec: (raw) => specWithVolumes(specForVmNetwork(raw, pod.vm.network), volumes),
       endsPod: () => !released && pod.members.size === 1 && pod.members.has(id),
       release: async () => {
         if (released) return;
@@ -285,6 +314,7 @@ export class VmPodManager implements PodManager {
           this.track(this.stopPod(pod).then(() => this.releaseRootfs(rootfs, id)));
           return;
         }
+        await volumes.release();
         if (attached.length > 0) {
           // The guest unmounted them when it deleted the container; a stopped VM released them itself.
           await pod.vm.detachDisks?.(attached).catch((err: unknown) =>

@@ -13,6 +13,7 @@ import { decideAccel } from "../vm/accel.ts";
 import { QemuVmm } from "../vm/launcher.ts";
 import { launchPodVm, type PodVm, type PodVmOptions } from "../vm/pod-network.ts";
 import type { Vmm as VmLauncher } from "../vm/vm.ts";
+import type { Volume } from "../volumes/plan.ts";
 import { errorMessage, failedPrecondition } from "./errors.ts";
 import type { GuestClient } from "./guest-client.ts";
 import type { Vm, VmDisk, Vmm, VmNetwork, VmRequest, VsockListener } from "./vmm.ts";
@@ -116,6 +117,10 @@ class QemuVmAdapter implements Vm {
     for (const s of serials) await this.pod.vm.unshareFile(s);
   }
 
+  addVolume(name: string, volume: Volume): Promise<() => Promise<void>> {
+    return this.pod.vm.addVolume(name, volume);
+  }
+
   /** VM, then TAPs and tc, CNI DEL, namespace, ledger (PodVm.stop). Once; failures are logged for gc. */
   private release(timeoutMs?: number): Promise<void> {
     this.released ??= this.pod.stop(timeoutMs === undefined ? {} : { timeoutMs }).then(
@@ -163,7 +168,13 @@ export async function resolveQemuHost(paths: BeetrootPaths, log: Logger): Promis
   if (decision.announcement) log.warn(decision.announcement);
   const tsc = await hostTscKhz(process.env, paths.cacheDir).catch(() => undefined);
   return {
-    vmm: new QemuVmm({ qemu: deps.qemu, vhostDeviceVsock: deps.vhostDeviceVsock, paths, log }),
+    vmm: new QemuVmm({
+      qemu: deps.qemu,
+      vhostDeviceVsock: deps.vhostDeviceVsock,
+      virtiofsd: deps.virtiofsd,
+      paths,
+      log,
+    }),
     kernel: kernel.vmlinux,
     rootImage,
     accel: decision.accel,
@@ -215,6 +226,7 @@ export class QemuVmmAdapter implements Vmm {
           disks: req.disks.map((d) => ({ id: d.serial, path: d.path, readonly: d.readOnly })),
           cpus: req.cpus,
           memoryMiB: req.memoryMib,
+          ...(req.volumes ? { volumes: true } : {}),
           accel: r.accel,
           tscKhz: r.tscKhz,
           bootTimeoutMs: r.config.vm.bootTimeoutMs,

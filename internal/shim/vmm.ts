@@ -1,5 +1,6 @@
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log/logger.ts";
+import type { Volume } from "../volumes/plan.ts";
 import type { GuestClient } from "./guest-client.ts";
 import type { OciSpec } from "./oci.ts";
 
@@ -21,6 +22,8 @@ export interface VmRequest {
   readonly cpus: number;
   readonly memoryMib: number;
   readonly disks: readonly VmDisk[];
+  /** Boot with a volume share, so this and later containers can be given host paths. */
+  readonly volumes?: boolean;
   /**
    * The OCI spec of the pod's first (sandbox) container. Its `linux.namespaces` network entry decides
    * the VM's network (docs/network.md): no path → managed (netns + CNI made here), a path → attach
@@ -63,6 +66,12 @@ export interface Vm {
   attachDisks?(disks: readonly VmDisk[]): Promise<void>;
   /** Takes attached disks away once their container is gone; serials never attached are done. */
   detachDisks?(serials: readonly string[]): Promise<void>;
+  /**
+   * Gives the running VM a host path under `name` in its volume share (VmRequest.volumes); the
+   * guest finds it at /run/beetroot/volumes/<name>. Absent: the VMM has no volumes. Resolves to
+   * the volume's release.
+   */
+  addVolume?(name: string, volume: Volume): Promise<() => Promise<void>>;
   /**
    * Powers the VM off (guest shutdown, then SIGKILL after a grace) and releases its host resources,
    * the pod network last (TAPs, CNI DEL, namespace). `graceSeconds: 0`: no guest shutdown, the VMM

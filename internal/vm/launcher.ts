@@ -13,6 +13,9 @@ import { identify } from "../state/proc.ts";
 import { basicReleasers, type Releasers } from "../state/releasers.ts";
 import type { ProcessResource } from "../state/resources.ts";
 import { Client } from "../ttrpc/index.ts";
+import { bindVolume, detach, prepareShareDirs, type ShareDirs, unbindVolume } from "../volumes/host-share.ts";
+import type { Volume } from "../volumes/plan.ts";
+import { virtiofsdArgs } from "../volumes/virtiofsd.ts";
 import { tcgAnnouncement } from "./accel.ts";
 import {
   AssetError,
@@ -33,6 +36,8 @@ import { connectVsock, VsockListener, vsockCreditWindow, vsockDaemonArgs } from 
 export interface QemuVmmDeps {
   readonly qemu: string;
   readonly vhostDeviceVsock: string;
+  /** virtiofsd: without it a VM has no volume share (VmSpec.volumes is refused). */
+  readonly virtiofsd?: string;
   readonly paths: BeetrootPaths;
   readonly log: Logger;
   /** Releasers for the VM's own resources (defaults to the basic ones). */
@@ -104,6 +109,10 @@ interface RunFiles {
   readonly vsockdStderr: string;
   /** Exported to the guest over virtio-9p: disks added after boot (disk-share.ts). */
   readonly diskShare: string;
+  /** The volume share (internal/volumes): exported by virtiofsd, binds staged next to it. */
+  readonly volumes: ShareDirs;
+  readonly virtiofsdSocket: string;
+  readonly virtiofsdStderr: string;
 }
 
 class QemuVm implements Vm {
@@ -119,6 +128,7 @@ class QemuVm implements Vm {
   private ownLedger: Ledger | undefined;
   private qemu: Child | undefined;
   private vsockd: Child | undefined;
+  private virtiofsd: Child | undefined;
   private qmp: QmpClient | undefined;
   private guestClient: Client | undefined;
   private guestInfo: InfoResponse | undefined;
@@ -149,6 +159,9 @@ class QemuVm implements Vm {
       qemuStderr: join(dir, "qemu.log"),
       vsockdStderr: join(dir, "vhost-device-vsock.log"),
       diskShare: join(dir, "disks"),
+      volumes: { share: join(dir, "volumes"), stage: join(dir, "volumes-stage") },
+      virtiofsdSocket: join(dir, "virtiofsd.sock"),
+      virtiofsdStderr: join(dir, "virtiofsd.log"),
     };
     // Unix socket paths are limited to 107 bytes; the longest one is the vsock port listener.
     const longest = `${this.files.vsockUds}_${spec.guestPort ?? DEFAULT_GUEST_PORT}`;
@@ -294,6 +307,7 @@ class QemuVm implements Vm {
     );
     await this.waitForSocketFile(files.vhostUser, this.vsockd, "vhost-device-vsock", 5000);
     const vsockDaemonMs = performance.now() - started;
+    if (spec.volumes) await this.startVolumeShare();
 
     const hostTimeMs = Date.now();
     const cmdline = buildKernelCmdline({
@@ -318,6 +332,7 @@ class QemuVm implements Vm {
       consoleLog: files.console,
       vhostUserSocket: files.vhostUser,
       diskShare: files.diskShare,
+      ...(spec.volumes ? { volumeSocket: files.virtiofsdSocket } : {}),
       // QEMU finds the TAPs at fd 3, 4, … (spawn's stdio slots after stderr).
       nics: (spec.nics ?? []).map((nic, i) => ({ nic, fdInChild: 3 + i })),
     });
@@ -361,6 +376,39 @@ class QemuVm implements Vm {
     void client.closed.then((err) =>
       this.unexpected(new Error(`vminitd's connection closed${err ? `: ${err.message}` : ""}`)),
     );
+  }
+
+  /**
+   * The volume share: its two mount points (recorded first, so gc detaches them before it removes
+   * the run dir), then virtiofsd serving the share, ready before QEMU connects to it.
+   */
+  private async startVolumeShare(): Promise<void> {
+    const { files } = this;
+    const t = this.tracker!;
+    const virtiofsd = this.deps.virtiofsd;
+    if (!virtiofsd) throw new Error("this VMM has no virtiofsd: a VM with volumes cannot be started");
+    await t.acquire("virtiofsd-stderr", { kind: "file", path: files.virtiofsdStderr }, () => {});
+    for (const [label, path] of [
+      ["volume-share", files.volumes.share],
+      ["volume-stage", files.volumes.stage],
+    ] as const) {
+      await t.acquire(
+        label,
+        { kind: "mount", path },
+        () => {},
+        () => detach(path),
+      );
+    }
+    await prepareShareDirs(files.volumes);
+    await t.acquire("virtiofsd-socket", { kind: "socket", path: files.virtiofsdSocket }, () => {});
+    this.virtiofsd = await this.spawnTracked(
+      "virtiofsd",
+      virtiofsd,
+      virtiofsdArgs(files.virtiofsdSocket, files.volumes.share),
+      files.virtiofsdSocket,
+      files.virtiofsdStderr,
+    );
+    await this.waitForSocketFile(files.virtiofsdSocket, this.virtiofsd, "virtiofsd", 5000);
   }
 
   /** Records the process (by a marker path in its argv) before spawning it, then its identity. */
@@ -413,6 +461,9 @@ class QemuVm implements Vm {
     const vsockd = this.vsockd!;
     void vsockd.exited.then((e) =>
       this.unexpected(new Error(`vhost-device-vsock exited (${describeExit(e)})`)),
+    );
+    void this.virtiofsd?.exited.then((e) =>
+      this.unexpected(new Error(`virtiofsd exited (${describeExit(e)})`)),
     );
   }
 
@@ -602,6 +653,31 @@ class QemuVm implements Vm {
       await release().catch(() => {});
       throw new Error(`sharing ${hostPath} with VM ${this.id} as ${name}: ${(err as Error).message}`);
     }
+  }
+
+  /** Binds a volume into the share as `name` (internal/volumes); recorded before it exists. */
+  async addVolume(name: string, volume: Volume): Promise<() => Promise<void>> {
+    const t = this.tracker;
+    if (this.state !== "running" || !t) throw new Error(`VM ${this.id} is ${this.state}`);
+    if (!this.spec.volumes) throw new Error(`VM ${this.id} was started without a volume share`);
+    const target = join(this.files.volumes.share, name);
+    const entry = await t.ledger.record({ kind: "mount", path: target }, `volume-${name}`);
+    let releasing: Promise<void> | undefined;
+    const release = () => {
+      releasing ??= (async () => {
+        await unbindVolume(this.files.volumes, name, volume.kind);
+        await t.ledger.release(entry);
+      })();
+      return releasing;
+    };
+    t.defer(`volume-${name}`, release);
+    try {
+      await bindVolume(this.files.volumes, name, volume);
+    } catch (err) {
+      await release().catch(() => {});
+      throw err;
+    }
+    return release;
   }
 
   async unshareFile(name: string): Promise<void> {

@@ -1,5 +1,6 @@
 import type { VmNic } from "../network/network.ts";
 import { qemuNicArgs } from "../network/qemu.ts";
+import { VOLUME_SHARE_TAG } from "../volumes/virtiofsd.ts";
 import { diskShareArgs } from "./disk-share.ts";
 
 /**
@@ -32,6 +33,8 @@ export interface QemuLayout {
   readonly nics?: readonly QemuNic[];
   /** Host directory exported read-only over virtio-9p: disks added after boot (disk-share.ts). */
   readonly diskShare?: string;
+  /** virtiofsd's vhost-user socket: the volume share (internal/volumes). */
+  readonly volumeSocket?: string;
 }
 
 export interface QemuNic {
@@ -131,6 +134,15 @@ export function buildQemuArgs(l: QemuLayout): string[] {
   // virtio-net-device (virtio-mmio: microvm has no PCI) on the TAP the pod namespace holds.
   for (const n of nics) args.push(...qemuNicArgs(n.nic, n.fdInChild));
   if (l.diskShare !== undefined) args.push(...diskShareArgs(l.diskShare));
+  if (l.volumeSocket !== undefined) {
+    // vhost-user-fs on virtio-mmio; guest RAM is already the shared memfd virtiofsd must map.
+    args.push(
+      "-chardev",
+      `socket,id=volumes,path=${optValue(l.volumeSocket)}`,
+      "-device",
+      `vhost-user-fs-device,chardev=volumes,tag=${VOLUME_SHARE_TAG}`,
+    );
+  }
   return args;
 }
 

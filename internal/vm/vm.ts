@@ -3,6 +3,7 @@ import type { InfoResponse } from "../../api/gen/beetroot/guest/v1/system_pb.ts"
 import type { VmNic } from "../network/network.ts";
 import type { Ledger } from "../state/ledger.ts";
 import type { Client } from "../ttrpc/index.ts";
+import type { Volume } from "../volumes/plan.ts";
 import type { Accelerator, DiskSpec } from "./qemu-args.ts";
 import type { VmState } from "./state-machine.ts";
 import type { VsockListener } from "./vsock.ts";
@@ -29,6 +30,8 @@ export interface VmSpec {
   readonly nics?: readonly VmNic[];
   readonly cpus: number;
   readonly memoryMiB: number;
+  /** Boot with a volume share (virtiofsd + vhost-user-fs), empty until addVolume binds into it. */
+  readonly volumes?: boolean;
   readonly accel: Accelerator;
   /**
    * Why this accelerator (AccelDecision.reason). Under TCG the launcher logs it once per VM with
@@ -113,6 +116,11 @@ export interface Vm {
   shareFile(name: string, hostPath: string): Promise<void>;
   /** Takes a shared disk away again (the guest must have unmounted it); unknown names are done. */
   unshareFile(name: string): Promise<void>;
+  /**
+   * Binds a host path into the VM's volume share as `name` (VmSpec.volumes); the guest finds it at
+   * /run/beetroot/volumes/<name>. Returns its release (also run when the VM goes).
+   */
+  addVolume(name: string, volume: Volume): Promise<() => Promise<void>>;
   /**
    * Graceful: asks vminitd to power off, then QEMU to quit, then kills. Releases everything.
    * `timeoutMs: 0` skips the guest and kills QEMU at once: for a VM with nothing left to stop in it.

@@ -47,6 +47,7 @@ import {
   unmountAll,
 } from "./rootfs.ts";
 import { parseJsonObject, prepareProcess, prepareSpec, sysctlPath } from "./spec.ts";
+import { usesVolumeShare, VOLUME_SHARE_TAG } from "./volumes.ts";
 
 export const CONTAINERS_DIR = "/run/beetroot/containers";
 const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -71,6 +72,8 @@ export interface TaskPlatform {
   /** kill(2); false when the process is gone. */
   kill(pid: number, signal: number): boolean;
   exists(path: string): boolean;
+  /** Mounts the host's volume share if it is not yet (volumes.ts); throws why it cannot. */
+  ensureVolumeShare(): void;
   /** Writes a /proc/sys file (a pod-wide `net.*` sysctl, spec.ts). */
   writeSysctl(path: string, value: string): void;
   listenConsole(path: string): ConsoleSocketLike;
@@ -295,6 +298,15 @@ export class TaskService {
           } catch (err) {
             if (err instanceof RootfsError) throw invalidArgument(err.message);
             throw err;
+          }
+          if (usesVolumeShare(req.specJson)) {
+            try {
+              this.p.ensureVolumeShare();
+            } catch (err) {
+              throw failedPrecondition(
+                `the volume share (virtio-fs tag ${VOLUME_SHARE_TAG}) cannot be mounted: ${errorMessage(err)}`,
+              );
+            }
           }
           const prepared = prepareSpec(req.specJson, {
             id: req.id,
