@@ -351,7 +351,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<BuildKernel
   // One job more than cores: with exactly N, ~12% of 2 cores sat idle while make waited on
   // process start-up and I/O (176% CPU over a cold build here).
   const jobs = opts.jobs ?? availableParallelism() + 1;
-  log(`compiling with ${jobs} job(s)${expected ? "" : " (first build: ~10 min on 2 cores)"}`);
+  log(`compiling with ${jobs} job(s)${expected ? "" : " (first build: ~12 min on 2 cores)"}`);
   // Only a build from an empty O= directory says how many steps a full build takes.
   const fresh = !existsSync(join(tree.outDir, "vmlinux"));
   const made = await runMake([`O=${tree.outDir}`, `-j${jobs}`, "vmlinux"], tree.dir, logFile, {
