@@ -58,7 +58,9 @@ describe.skipIf(reason !== undefined)("beetroot setup on this host", () => {
       /containerd .*1\.7\./,
     );
     expect(String((await execa(deps.vhostDeviceVsock, ["--version"])).stdout)).toMatch(/vhost-device-vsock/);
-    expect(String((await execa(deps.virtiofsd, ["--version"])).stdout)).toMatch(/virtiofsd 1\.(1[0-9]|[2-9]\d)/);
+    expect(String((await execa(deps.virtiofsd, ["--version"])).stdout)).toMatch(
+      /virtiofsd 1\.(1[0-9]|[2-9]\d)/,
+    );
     expect(String((await execa(deps.guestUserspace.crunWrapper, ["--version"])).stdout)).toMatch(
       /crun version 1\.(2[1-9]|[3-9]\d)/,
     );

@@ -21,6 +21,11 @@ export const suites: Record<
       "ctr run --rm true (beetroot vs runc), shim RSS, exec stdout throughput, on a private containerd",
     load: () => import("../shim/bench/command.ts"),
   },
+  volumes: {
+    summary:
+      "a host dir bind-mounted in a container: sequential write/read MiB/s, small files/s (beetroot vs runc)",
+    load: () => import("../volumes/bench.ts"),
+  },
   boot: {
     summary: "VM boot: QEMU spawn → first TTRPC answer from vminitd (median/p90, phases), idle RSS",
     load: () => import("../vm/bench-boot.ts"),

@@ -9,12 +9,13 @@ describe("the volume share's contract", () => {
     expect(VOLUMES_DIR).toBe(GUEST_VOLUMES_DIR);
   });
 
-  it("virtiofsd serves only the share, sandboxed, with one-second attribute caching", () => {
+  it("virtiofsd serves only the share, sandboxed, metadata cached, data direct", () => {
     expect(virtiofsdArgs("/run/b/vm/x/virtiofsd.sock", "/run/b/vm/x/volumes")).toEqual([
       "--socket-path=/run/b/vm/x/virtiofsd.sock",
       "--shared-dir=/run/b/vm/x/volumes",
       "--sandbox=namespace",
-      "--cache=auto",
+      "--cache=metadata",
+      "--allow-mmap",
       "--xattr",
       "--announce-submounts",
     ]);
