@@ -216,14 +216,27 @@ for (const { version, third } of cases) {
           expect(qemus, "one QEMU for the pod").toHaveLength(1);
 
           // An app container that keeps running: kernel release, eth0's address, then sleep.
-          const containerConfig = (name: string, script: string) => ({
+          const containerConfig = (
+            name: string,
+            script: string,
+            mounts: { containerPath: string; hostPath: string; readonly: boolean }[] = [],
+          ) => ({
             metadata: { name, attempt: 0 },
             image: { image: APP_IMAGE },
             command: ["sh", "-c", script],
             logPath: `${name}.log`,
             labels: { container: name },
+            mounts,
             linux: { securityContext: { namespaceOptions: KUBELET_NAMESPACES } },
           });
+          // Volumes of a container joining the running pod VM (docs/volumes.md): a writable hostPath
+          // and a read-only one, bound into the VM's share after it booted.
+          const dataDir = join(root, "volume-data");
+          const configDir = join(root, "volume-config");
+          mkdirSync(dataDir, { recursive: true });
+          mkdirSync(configDir, { recursive: true });
+          writeFileSync(join(dataDir, "in"), "from the host\n");
+          writeFileSync(join(configDir, "setting"), "ro setting\n");
           t0 = performance.now();
           const { containerId: app } = await cri.call(
             runtime.createContainer,
@@ -232,6 +245,10 @@ for (const { version, third } of cases) {
               config: containerConfig(
                 "app",
                 "echo kernel=$(uname -r); echo addr=$(ip -4 -o addr show eth0 | awk '{print $4}'); echo app-ready; exec sleep 600",
+                [
+                  { containerPath: "/data", hostPath: dataDir, readonly: false },
+                  { containerPath: "/config", hostPath: configDir, readonly: true },
+                ],
               ),
               sandboxConfig,
             },
@@ -287,6 +304,22 @@ for (const { version, third } of cases) {
             timeout: 60n,
           });
           expect(Buffer.from(resolv.stdout).toString()).toContain(`nameserver 10.124.${third}.53`);
+          // Volumes: the hostPaths, and CRI's own single-file binds (/etc/hostname from the sandbox dir).
+          const sh = async (script: string) => {
+            const r = await cri.call(runtime.execSync, {
+              containerId: app,
+              cmd: ["sh", "-c", script],
+              timeout: 60n,
+            });
+            return `${Buffer.from(r.stdout).toString()}${Buffer.from(r.stderr).toString()}exit=${r.exitCode}`;
+          };
+          expect(await sh("cat /data/in && echo from the pod > /data/out")).toBe("from the host\nexit=0");
+          expect(readFileSync(join(dataDir, "out"), "utf8")).toBe("from the pod\n");
+          expect(await sh("cat /config/setting; (echo x > /config/setting) 2>/dev/null; echo write=$?")).toBe(
+            "ro setting\nwrite=1\nexit=0",
+          );
+          expect(readFileSync(join(configDir, "setting"), "utf8")).toBe("ro setting\n");
+          expect(await sh("cat /etc/hostname")).toBe("cri-pod\nexit=0");
           // containerd 2.x's default pod sysctls (enable_unprivileged_ports/icmp) hold in the VM's
           // network namespace, which is the pod's; 1.7 sets none, leaving the kernel's 1024.
           const ports = await cri.call(runtime.execSync, {

@@ -13,7 +13,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PrivateContainerd, startContainerd } from "./fixtures/containerd.ts";
 import { busyboxImage } from "./fixtures/oci-image.ts";
-import { missingShimPrerequisites, processesMatching } from "./fixtures/shim-e2e.ts";
+import {
+  missingShimPrerequisites,
+  processesMatching,
+  removeContainer,
+  taskStatus,
+  waitFor,
+} from "./fixtures/shim-e2e.ts";
 import { skipReason } from "./fixtures/skip.ts";
 
 /**
@@ -39,14 +45,15 @@ describe.skipIf(why !== undefined)("volumes: host bind mounts in beetroot VMs (c
     readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
       .filter((l) => / \S*\/vm\/[^/ ]+\/volumes(-stage)?(\/\S*)? /.test(l));
-  const before = { virtiofsd: 0, mounts: 0 };
+  const before = { virtiofsd: 0, mounts: 0, pids: [] as number[] };
 
   beforeAll(async () => {
     c = await startContainerd({ version: "2.1", shim: "sea" });
     writeFileSync(join(c.dir, "img.tar"), busyboxImage(IMAGE));
     await c.ctr(["images", "import", join(c.dir, "img.tar")]);
     host = mkdtempSync(join(tmpdir(), "beetroot-volumes-"));
-    before.virtiofsd = virtiofsds().length;
+    before.pids = virtiofsds();
+    before.virtiofsd = before.pids.length;
     before.mounts = volumeMounts().length;
   }, 180_000);
 
@@ -184,6 +191,22 @@ describe.skipIf(why !== undefined)("volumes: host bind mounts in beetroot VMs (c
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain(missing);
     expect(r.stderr).toMatch(/no such file or directory/);
+  });
+
+  it("kill -9 of virtiofsd: the VM is stopped (it cannot serve its volumes), the task exits, and delete leaves nothing", async () => {
+    const dir = join(host, "crash");
+    mkdirSync(dir);
+    await c.ctr(["run", "-d", ...RT, ...bind(dir, "/data"), IMAGE, "vol-crash", "sleep", "600"]);
+    // virtiofsd's namespace sandbox is a parent and its serving child: a crash takes both.
+    const mine = virtiofsds().filter((p) => !before.pids.includes(p));
+    expect(mine.length, "virtiofsd processes of the VM").toBeGreaterThan(0);
+    for (const p of mine) process.kill(p, "SIGKILL");
+    await waitFor(
+      "the task to stop after its virtiofsd died",
+      async () => (await taskStatus(c, "vol-crash")) === "STOPPED",
+      60_000,
+    );
+    await removeContainer(c, "vol-crash", { stopWaitMs: 10_000, deleteTimeoutMs: 60_000 });
   });
 
   it("nothing is left: no virtiofsd, no volume mounts", async () => {

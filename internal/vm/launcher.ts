@@ -513,6 +513,9 @@ class QemuVm implements Vm {
     void this.explain(err).then((cause) => {
       const error = this.failure(`VM ${this.id} failed`, cause);
       this.log.error("VM failed", { error: error.message });
+      // A VM that lost a device backend (virtiofsd, vhost-device-vsock) may still run, and its
+      // guest keeps the stdio connections open that the cleanup steps wait to close: kill it first.
+      if (this.qemu && !this.qemu.exit) this.qemu.process.kill("SIGKILL");
       return this.finish("failed", error);
     });
   }
