@@ -153,9 +153,7 @@ describe.skipIf(why !== undefined)("volumes: host bind mounts in beetroot VMs (c
       // The bound is a second of attribute caching plus the exec round trips under TCG.
       expect(ms).toBeLessThan(5_000);
     } finally {
-      await c.ctr(["task", "kill", "-s", "SIGKILL", "vol-cm"], { reject: false });
-      await c.ctr(["task", "delete", "-f", "vol-cm"], { reject: false, timeoutMs: 60_000 });
-      await c.ctr(["containers", "delete", "vol-cm"], { reject: false });
+      await removeContainer(c, "vol-cm", { stopWaitMs: 10_000, deleteTimeoutMs: 60_000 });
     }
   });
 

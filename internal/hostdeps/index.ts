@@ -51,7 +51,6 @@ export interface HostDeps {
   readonly vhostDeviceVsockVersion: string;
   /** virtiofsd (wrapped to run through its set's loader), for volumes. */
   readonly virtiofsd: string;
-  readonly virtiofsdVersion: string;
   readonly erofs: ErofsUtils;
   /** Same as `erofs.mkfsErofs`: mkfs.erofs >= 1.8. */
   readonly mkfsErofs: string;
@@ -151,7 +150,6 @@ export function loadHostDeps(paths: BeetrootPaths = beetrootPaths()): HostDeps {
     vhostDeviceVsock: file(vsock, "vhostDeviceVsock", "vhost-device-vsock"),
     vhostDeviceVsockVersion: vsock.version,
     virtiofsd: file(virtiofs, "virtiofsd", "virtiofsd"),
-    virtiofsdVersion: virtiofs.version,
     erofs: {
       version: erofsSet.version,
       binDir: dirname(mkfsErofs),

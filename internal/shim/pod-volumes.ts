@@ -36,7 +36,7 @@ export interface SharedVolumes {
   release(): Promise<void>;
 }
 
-export const NO_VOLUMES: SharedVolumes = { guestSources: new Map(), release: async () => {} };
+const NO_VOLUMES: SharedVolumes = { guestSources: new Map(), release: async () => {} };
 
 /** Binds every volume into the VM (all or nothing); names come from `allocateName`. */
 export async function shareVolumes(

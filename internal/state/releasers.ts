@@ -99,10 +99,16 @@ async function releaseProcess(r: Extract<Resource, { kind: "process" }>, ctx: Re
   }
 }
 
+/**
+ * Unmounts `path` if it is a mount point; absent counts as done. Lazy: a process that still has it
+ * open (QEMU, virtiofsd, a guest's file) must not keep a cleanup from finishing.
+ */
+export async function detachMount(path: string): Promise<void> {
+  if (isMountPoint(path)) await execFileAsync("umount", ["-l", path]);
+}
+
 async function releaseMount(r: Extract<Resource, { kind: "mount" }>, _ctx: ReleaseContext): Promise<void> {
-  if (!isMountPoint(r.path)) return;
-  // Lazy: a process that still has it open must not keep gc from finishing.
-  await execFileAsync("umount", ["-l", r.path]);
+  await detachMount(r.path);
 }
 
 export function basicReleasers(): Releasers {

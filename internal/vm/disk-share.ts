@@ -12,7 +12,7 @@
 import { execFile } from "node:child_process";
 import { closeSync, openSync, statSync, unlinkSync } from "node:fs";
 import { promisify } from "node:util";
-import { isMountPoint } from "../state/releasers.ts";
+import { detachMount } from "../state/releasers.ts";
 
 /** The guest looks for this 9p mount tag (guest/vminitd/task/disks.ts has the same constant). */
 export const DISK_SHARE_TAG = "beetroot-disks";
@@ -72,7 +72,7 @@ export async function bindFileReadOnly(source: string, target: string): Promise<
 /** Undoes bindFileReadOnly; an absent mount or file counts as done. */
 export async function unbindFile(target: string): Promise<void> {
   // Lazy: QEMU may still hold the file open for a guest that has not unmounted it.
-  if (isMountPoint(target)) await execFileAsync("umount", ["-l", target]);
+  await detachMount(target);
   try {
     unlinkSync(target);
   } catch (err) {

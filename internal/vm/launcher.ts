@@ -10,10 +10,10 @@ import type { VmNic } from "../network/network.ts";
 import { releaseAll, releaseContext } from "../state/gc.ts";
 import { type Ledger, openLedger } from "../state/ledger.ts";
 import { identify } from "../state/proc.ts";
-import { basicReleasers, type Releasers } from "../state/releasers.ts";
+import { basicReleasers, detachMount, type Releasers } from "../state/releasers.ts";
 import type { ProcessResource } from "../state/resources.ts";
 import { Client } from "../ttrpc/index.ts";
-import { bindVolume, detach, prepareShareDirs, type ShareDirs, unbindVolume } from "../volumes/host-share.ts";
+import { bindVolume, prepareShareDirs, type ShareDirs, unbindVolume } from "../volumes/host-share.ts";
 import type { Volume } from "../volumes/plan.ts";
 import { virtiofsdArgs } from "../volumes/virtiofsd.ts";
 import { tcgAnnouncement } from "./accel.ts";
@@ -396,7 +396,7 @@ class QemuVm implements Vm {
         label,
         { kind: "mount", path },
         () => {},
-        () => detach(path),
+        () => detachMount(path),
       );
     }
     await prepareShareDirs(files.volumes);
@@ -630,6 +630,43 @@ class QemuVm implements Vm {
     return connectVsock(this.files.vsockUds, port, timeoutMs);
   }
 
+  /**
+   * A mount at `target` made after boot: recorded before it exists (gc unmounts it after a crash),
+   * released once — by the returned function or with the VM — `unbind` first, then the record.
+   * `registered` sees the release before `bind` runs; a failed bind is released at once.
+   */
+  private async trackedMount(
+    t: ResourceTracker,
+    label: string,
+    target: string,
+    ops: {
+      bind(): Promise<void>;
+      unbind(): Promise<void>;
+      registered?(release: () => Promise<void>): void;
+      released?(): void;
+    },
+  ): Promise<() => Promise<void>> {
+    const entry = await t.ledger.record({ kind: "mount", path: target }, label);
+    let releasing: Promise<void> | undefined;
+    const release = () => {
+      releasing ??= (async () => {
+        await ops.unbind();
+        await t.ledger.release(entry);
+        ops.released?.();
+      })();
+      return releasing;
+    };
+    ops.registered?.(release);
+    t.defer(label, release);
+    try {
+      await ops.bind();
+    } catch (err) {
+      await release().catch(() => {});
+      throw err;
+    }
+    return release;
+  }
+
   async shareFile(name: string, hostPath: string): Promise<void> {
     const t = this.tracker;
     if (this.state !== "running" || !t) throw new Error(`VM ${this.id} is ${this.state}`);
@@ -637,50 +674,26 @@ class QemuVm implements Vm {
     if (this.shared.has(name)) throw new Error(`a disk named ${name} is already shared with VM ${this.id}`);
     checkSharedSource(hostPath);
     const target = join(this.files.diskShare, name);
-    // Recorded before it exists, like every resource: gc unmounts it after a crash.
-    const entry = await t.ledger.record({ kind: "mount", path: target }, `share-${name}`);
-    let releasing: Promise<void> | undefined;
-    const release = () => {
-      releasing ??= (async () => {
-        await unbindFile(target);
-        await t.ledger.release(entry);
-        this.shared.delete(name);
-      })();
-      return releasing;
-    };
-    this.shared.set(name, release);
-    t.defer(`share-${name}`, release);
-    try {
-      await bindFileReadOnly(hostPath, target);
-    } catch (err) {
-      await release().catch(() => {});
-      throw new Error(`sharing ${hostPath} with VM ${this.id} as ${name}: ${(err as Error).message}`);
-    }
+    await this.trackedMount(t, `share-${name}`, target, {
+      bind: () =>
+        bindFileReadOnly(hostPath, target).catch((err: unknown) => {
+          throw new Error(`sharing ${hostPath} with VM ${this.id} as ${name}: ${(err as Error).message}`);
+        }),
+      unbind: () => unbindFile(target),
+      registered: (release) => this.shared.set(name, release),
+      released: () => this.shared.delete(name),
+    });
   }
 
-  /** Binds a volume into the share as `name` (internal/volumes); recorded before it exists. */
+  /** Binds a volume into the share as `name` (internal/volumes). */
   async addVolume(name: string, volume: Volume): Promise<() => Promise<void>> {
     const t = this.tracker;
     if (this.state !== "running" || !t) throw new Error(`VM ${this.id} is ${this.state}`);
     if (!this.spec.volumes) throw new Error(`VM ${this.id} was started without a volume share`);
-    const target = join(this.files.volumes.share, name);
-    const entry = await t.ledger.record({ kind: "mount", path: target }, `volume-${name}`);
-    let releasing: Promise<void> | undefined;
-    const release = () => {
-      releasing ??= (async () => {
-        await unbindVolume(this.files.volumes, name, volume.kind);
-        await t.ledger.release(entry);
-      })();
-      return releasing;
-    };
-    t.defer(`volume-${name}`, release);
-    try {
-      await bindVolume(this.files.volumes, name, volume);
-    } catch (err) {
-      await release().catch(() => {});
-      throw err;
-    }
-    return release;
+    return this.trackedMount(t, `volume-${name}`, join(this.files.volumes.share, name), {
+      bind: () => bindVolume(this.files.volumes, name, volume),
+      unbind: () => unbindVolume(this.files.volumes, name, volume.kind),
+    });
   }
 
   async unshareFile(name: string): Promise<void> {

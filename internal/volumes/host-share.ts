@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { isMountPoint } from "../state/releasers.ts";
+import { detachMount, isMountPoint } from "../state/releasers.ts";
 import type { Volume } from "./plan.ts";
 
 const execFileAsync = promisify(execFile);
@@ -29,11 +29,6 @@ async function mount(args: string[]): Promise<void> {
     const e = err as { stderr?: string; message: string };
     throw new Error(`mount ${args.join(" ")}: ${(e.stderr ?? "").trim() || e.message}`);
   }
-}
-
-/** Lazy: the guest may still have files of it open through virtiofsd. Absent counts as done. */
-export async function detach(path: string): Promise<void> {
-  if (isMountPoint(path)) await execFileAsync("umount", ["-l", path]);
 }
 
 function removePlaceholder(path: string, kind: Volume["kind"]): void {
@@ -86,7 +81,7 @@ export async function bindVolume(dirs: ShareDirs, name: string, v: Volume): Prom
     await mount([v.recursive ? "--rbind" : "--bind", "-o", opts, v.source, staged]);
     await mount(["--move", staged, target]);
   } catch (err) {
-    await detach(staged).catch(() => {});
+    await detachMount(staged).catch(() => {});
     removePlaceholder(staged, v.kind);
     throw err;
   }
@@ -96,6 +91,6 @@ export async function bindVolume(dirs: ShareDirs, name: string, v: Volume): Prom
 /** Undoes bindVolume: the mount (and, for rbind, everything under it) goes, then its placeholder. */
 export async function unbindVolume(dirs: ShareDirs, name: string, kind: Volume["kind"]): Promise<void> {
   const target = join(dirs.share, name);
-  await detach(target);
+  await detachMount(target);
   removePlaceholder(target, kind);
 }
